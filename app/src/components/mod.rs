@@ -1,0 +1,5 @@
+//! Shared UI pieces: the page frame, badges, error panels.
+
+pub mod error;
+pub mod layout;
+pub mod state_badge;

@@ -1,0 +1,20 @@
+# Sourced by the other scripts: one place for paths and pinned versions.
+# shellcheck shell=bash
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export ROOT
+
+# Build cache outside the clone, so that fresh clones build incrementally.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${CORRAL_CACHE:-$HOME/.cache/corral}/target}
+export PATH="$HOME/.cargo/bin:$PATH"
+# Builds use the committed .sqlx/ query metadata; no database is needed to compile.
+export SQLX_OFFLINE=true
+
+# Pinned tools. cargo-leptos 0.3.11 needs rustc >= 1.96; 0.3.10 is the same code.
+CARGO_LEPTOS_VERSION=0.3.10
+SQLX_CLI_VERSION=0.8.6
+# The Postgres every test and local run talks to unless told otherwise.
+PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }

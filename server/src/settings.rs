@@ -1,0 +1,330 @@
+//! Typed settings: defaults → optional TOML file → `CORRAL_*` environment
+//! variables (`__` separates nesting levels) → `CORRAL_*_FILE` files for
+//! mounted secrets. Unknown or invalid settings stop start-up with a message
+//! naming the setting and where it came from.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use app::model::Profile;
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// Environment variable prefix for every setting.
+pub const ENV_PREFIX: &str = "CORRAL_";
+/// Environment variable naming the optional settings file.
+pub const CONFIG_FILE_VAR: &str = "CORRAL_CONFIG";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `local` (the default) or `production`.
+    pub profile: Profile,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub session: SessionSettings,
+    pub oidc: OidcSettings,
+    pub auth: AuthSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address the portal, REST API and metrics listen on.
+    pub host: IpAddr,
+    pub port: u16,
+    /// The URL people reach Corral at (used for sign-in redirects).
+    pub public_url: Option<url::Url>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `postgres://…` URL. When unset under the `local` profile Corral uses
+    /// 127.0.0.1:5432 (database `corral`, created if missing) or starts a
+    /// private cluster under `./.corral/`.
+    pub url: Option<SecretString>,
+    pub max_connections: u32,
+    /// Seconds to wait for a connection from the pool.
+    pub acquire_timeout_secs: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSettings {
+    /// Key for signing session cookies and CSRF tokens; at least 32 bytes.
+    /// Generated per process under `local` when unset.
+    pub secret: Option<SecretString>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSettings {
+    /// Issuer URL, e.g. a Keycloak realm `https://kc.example/realms/corral`.
+    pub issuer: Option<url::Url>,
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// The clearly labelled development sign-in. Refused under `production`.
+    pub dev_sign_in: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `info,sqlx=warn`.
+    pub filter: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A setting that cannot be used, with the setting named.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingsError(pub String);
+
+fn defaults() -> serde_json::Value {
+    serde_json::json!({
+        "profile": "local",
+        "server": { "host": "127.0.0.1", "port": 3000, "public_url": null },
+        "database": { "url": null, "max_connections": 10, "acquire_timeout_secs": 5 },
+        "session": { "secret": null },
+        "oidc": { "issuer": null, "client_id": "corral", "client_secret": null },
+        "auth": { "dev_sign_in": null },
+        "log": { "format": "text", "filter": "info,sqlx=warn,tower_http=info" },
+    })
+}
+
+impl Settings {
+    /// Reads settings from the process environment (and the file it names).
+    pub fn load() -> Result<Self, SettingsError> {
+        Self::load_from(std::env::vars())
+    }
+
+    /// Reads settings from the given environment, for tests.
+    pub fn load_from(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, SettingsError> {
+        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        let mut figment = Figment::from(Serialized::defaults(defaults()));
+
+        if let Some((_, path)) = vars.iter().find(|(k, _)| k == CONFIG_FILE_VAR) {
+            let path = PathBuf::from(path);
+            if !path.is_file() {
+                return Err(SettingsError(format!(
+                    "{CONFIG_FILE_VAR}: settings file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+
+        for (name, value) in vars
+            .iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k != CONFIG_FILE_VAR && !k.ends_with("_FILE"))
+        {
+            figment = figment.merge((env_key(name), value.clone()));
+        }
+
+        for (name, path) in vars.iter().filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.ends_with("_FILE")) {
+            let key = env_key(&name[..name.len() - "_FILE".len()]);
+            let contents = std::fs::read_to_string(path).map_err(|e| {
+                SettingsError(format!("{name}: cannot read secret file {path}: {e}"))
+            })?;
+            figment = figment.merge((key, contents.trim_end_matches(['\r', '\n']).to_owned()));
+        }
+
+        // Lossy: environment values are strings; "3000" may become a port,
+        // "abc" may not, and the error names the setting.
+        let settings: Settings = figment
+            .extract_lossy()
+            .map_err(|e| SettingsError(describe(&e, &vars)))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Rules between settings, and what `production` refuses.
+    fn validate(&self) -> Result<(), SettingsError> {
+        let fail = |m: String| Err(SettingsError(m));
+        if self.server.port == 0 {
+            return fail("server.port (CORRAL_SERVER__PORT): must be between 1 and 65535".into());
+        }
+        if self.database.max_connections == 0 {
+            return fail("database.max_connections (CORRAL_DATABASE__MAX_CONNECTIONS): must be at least 1".into());
+        }
+        if let Some(url) = &self.database.url {
+            let u = url.expose_secret();
+            if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                return fail("database.url (CORRAL_DATABASE__URL): expected a postgres:// URL".into());
+            }
+        }
+        if let Some(secret) = &self.session.secret {
+            if secret.expose_secret().len() < 32 {
+                return fail("session.secret (CORRAL_SESSION__SECRET): must be at least 32 bytes".into());
+            }
+        }
+        if self.log.filter.parse::<tracing_subscriber::EnvFilter>().is_err() {
+            return fail(format!(
+                "log.filter (CORRAL_LOG__FILTER): not a valid tracing filter: {:?}",
+                self.log.filter
+            ));
+        }
+        if self.profile == Profile::Production {
+            let mut missing = Vec::new();
+            match &self.oidc.issuer {
+                None => missing.push("oidc.issuer (CORRAL_OIDC__ISSUER) is required"),
+                Some(u) if u.scheme() != "https" => {
+                    missing.push("oidc.issuer (CORRAL_OIDC__ISSUER) must be an https:// URL")
+                }
+                Some(_) => {}
+            }
+            if self.session.secret.is_none() {
+                missing.push("session.secret (CORRAL_SESSION__SECRET or CORRAL_SESSION__SECRET_FILE) is required");
+            }
+            if self.database.url.is_none() {
+                missing.push("database.url (CORRAL_DATABASE__URL) is required");
+            }
+            if self.auth.dev_sign_in == Some(true) {
+                missing.push("auth.dev_sign_in (CORRAL_AUTH__DEV_SIGN_IN) must be false: the development sign-in is refused in production");
+            }
+            if let Some(u) = &self.server.public_url {
+                if u.scheme() != "https" {
+                    missing.push("server.public_url (CORRAL_SERVER__PUBLIC_URL) must be an https:// URL");
+                }
+            }
+            if !missing.is_empty() {
+                return fail(format!("profile=production refuses to start: {}", missing.join("; ")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the development sign-in is on: by default under `local` only.
+    pub fn dev_sign_in(&self) -> bool {
+        self.auth.dev_sign_in.unwrap_or(self.profile == Profile::Local)
+    }
+}
+
+/// `CORRAL_SERVER__PORT` → `server.port`.
+fn env_key(name: &str) -> String {
+    name[ENV_PREFIX.len()..].to_ascii_lowercase().replace("__", ".")
+}
+
+/// One line naming the setting, what was wrong and where the value came from.
+fn describe(e: &figment::Error, vars: &[(String, String)]) -> String {
+    let source_of = |env: &str| {
+        if vars.iter().any(|(k, _)| k == env) {
+            "the environment".to_owned()
+        } else if vars.iter().any(|(k, _)| k == &format!("{env}_FILE")) {
+            format!("the file named by {env}_FILE")
+        } else if let Some((_, path)) = vars.iter().find(|(k, _)| k == CONFIG_FILE_VAR) {
+            format!("settings file {path}")
+        } else {
+            "the defaults".to_owned()
+        }
+    };
+    let mut lines = Vec::new();
+    for err in e.clone() {
+        let key = err.path.join(".");
+        let env = if key.is_empty() {
+            String::new()
+        } else {
+            format!("{ENV_PREFIX}{}", key.to_ascii_uppercase().replace('.', "__"))
+        };
+        let what = match &err.kind {
+            figment::error::Kind::UnknownField(field, _) => {
+                let full = if key.is_empty() { field.clone() } else { format!("{key}.{field}") };
+                let env = format!("{ENV_PREFIX}{}", full.to_ascii_uppercase().replace('.', "__"));
+                lines.push(format!("unknown setting {full} ({env}) in {}", source_of(&env)));
+                continue;
+            }
+            kind => kind.to_string(),
+        };
+        lines.push(format!("invalid setting {key} ({env}): {what} (from {})", source_of(&env)));
+    }
+    lines.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        Settings::load_from(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn defaults_are_the_local_profile_on_loopback() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.profile, Profile::Local);
+        assert_eq!(s.server.port, 3000);
+        assert!(s.dev_sign_in());
+    }
+
+    #[test]
+    fn a_port_that_is_not_a_number_names_the_setting() {
+        let e = load(&[("CORRAL_SERVER__PORT", "abc")]).unwrap_err().0;
+        assert!(e.contains("server.port"), "{e}");
+        assert!(e.contains("CORRAL_SERVER__PORT"), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+    }
+
+    #[test]
+    fn unknown_settings_are_refused() {
+        let e = load(&[("CORRAL_SERVER__PROT", "3000")]).unwrap_err().0;
+        assert!(e.contains("server.prot"), "{e}");
+    }
+
+    #[test]
+    fn production_without_issuer_or_session_secret_names_both() {
+        let e = load(&[("CORRAL_PROFILE", "production")]).unwrap_err().0;
+        assert!(e.contains("oidc.issuer"), "{e}");
+        assert!(e.contains("session.secret"), "{e}");
+    }
+
+    #[test]
+    fn production_refuses_plain_http_issuer_and_dev_sign_in() {
+        let e = load(&[
+            ("CORRAL_PROFILE", "production"),
+            ("CORRAL_OIDC__ISSUER", "http://kc.example/realms/corral"),
+            ("CORRAL_SESSION__SECRET", "0123456789abcdef0123456789abcdef"),
+            ("CORRAL_DATABASE__URL", "postgres://db/corral"),
+            ("CORRAL_AUTH__DEV_SIGN_IN", "true"),
+        ])
+        .unwrap_err()
+        .0;
+        assert!(e.contains("https://"), "{e}");
+        assert!(e.contains("dev_sign_in"), "{e}");
+    }
+
+    #[test]
+    fn secrets_can_come_from_files() {
+        let dir = std::env::temp_dir().join(format!("corral-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("secret");
+        std::fs::write(&file, "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t\n").unwrap();
+        let s = load(&[("CORRAL_SESSION__SECRET_FILE", file.to_str().unwrap())]).unwrap();
+        assert_eq!(
+            s.session.secret.unwrap().expose_secret(),
+            "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t"
+        );
+    }
+
+    #[test]
+    fn a_short_session_secret_is_refused() {
+        let e = load(&[("CORRAL_SESSION__SECRET", "short")]).unwrap_err().0;
+        assert!(e.contains("session.secret"), "{e}");
+    }
+}
