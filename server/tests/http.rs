@@ -76,7 +76,7 @@ async fn unknown_pages_get_the_404_page_with_status_404(db: PgPool) {
 #[sqlx::test(migrator = "app::MIGRATOR")]
 async fn status_server_function_reports_each_dependency(db: PgPool) {
     let app = TestApp::new(db);
-    let req = Request::post("/rpc/status_report")
+    let req = Request::post("/rpc/check_status")
         .header("content-type", "application/x-www-form-urlencoded")
         .header("accept", "application/json")
         .body(Body::empty())

@@ -5,8 +5,8 @@ use leptos::prelude::*;
 use crate::model::{AppError, StatusReport};
 
 /// Checks every dependency now and reports what was found.
-#[server(prefix = "/rpc", endpoint = "status_report")]
-pub async fn status_report() -> Result<StatusReport, AppError> {
+#[server(prefix = "/rpc", endpoint = "check_status")]
+pub async fn check_status() -> Result<StatusReport, AppError> {
     let state = super::app_state()?;
     Ok(crate::domain::health::report(
         &state.db,
@@ -18,7 +18,7 @@ pub async fn status_report() -> Result<StatusReport, AppError> {
 
 /// What every page header shows: how Corral is being run.
 #[server(prefix = "/rpc", endpoint = "about")]
-pub async fn about() -> Result<crate::model::About, AppError> {
+pub async fn get_about() -> Result<crate::model::About, AppError> {
     let state = super::app_state()?;
     Ok(crate::model::About {
         profile: state.runtime.profile,

@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::use_location;
 
-use crate::api::about;
+use crate::api::get_about;
 use crate::model::Profile;
 
 /// Navigation entries: only pages that exist.
@@ -12,7 +12,7 @@ const NAV: &[(&str, &str)] = &[("/", "Home"), ("/status", "Status")];
 
 #[component]
 pub fn Layout(children: Children) -> impl IntoView {
-    let about = Resource::new(|| (), |_| about());
+    let about = Resource::new(|| (), |_| get_about());
 
     view! {
         <div class="min-h-full flex flex-col">

@@ -3,12 +3,12 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::status_report;
+use crate::api::check_status;
 use crate::components::state_badge::StateBadge;
 
 #[component]
 pub fn HomePage() -> impl IntoView {
-    let report = Resource::new(|| (), |_| status_report());
+    let report = Resource::new(|| (), |_| check_status());
 
     view! {
         <Title text=""/>

@@ -3,14 +3,14 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::status_report;
+use crate::api::check_status;
 use crate::components::{error::ErrorPanel, state_badge::StateBadge};
 use crate::model::StatusReport;
 
 #[component]
 pub fn StatusPage() -> impl IntoView {
     let checks = RwSignal::new(0u32);
-    let report = Resource::new(move || checks.get(), |_| status_report());
+    let report = Resource::new(move || checks.get(), |_| check_status());
 
     view! {
         <Title text="Status"/>
