@@ -145,11 +145,15 @@ async fn ensure_database(admin: &PgPool, name: &str) -> Result<(), Error> {
         let create = format!("CREATE DATABASE \"{name}\"");
         if let Err(e) = sqlx::raw_sql(&create).execute(admin).await {
             // Another process may have created it between the check and now.
-            let raced = matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42P04"));
+            let raced =
+                matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42P04"));
             if !raced {
                 return Err(Error::Connect {
                     target: format!("127.0.0.1:5432/{name}"),
-                    reason: format!("cannot create database: {}", app::domain::health::describe_sqlx_error(&e)),
+                    reason: format!(
+                        "cannot create database: {}",
+                        app::domain::health::describe_sqlx_error(&e)
+                    ),
                 });
             }
         }
@@ -192,10 +196,12 @@ async fn start_private_cluster(dir: &Path) -> Result<(), Error> {
     };
     // PostgreSQL refuses to run as root; run it as `postgres` when we are root.
     let as_root = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
-        || std::fs::metadata("/proc/self").map(|m| {
-            use std::os::unix::fs::MetadataExt;
-            m.uid() == 0
-        }).unwrap_or(false);
+        || std::fs::metadata("/proc/self")
+            .map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                m.uid() == 0
+            })
+            .unwrap_or(false);
     let run = |program: &Path, args: &[&str]| {
         let mut cmd = if as_root {
             let mut c = tokio::process::Command::new("runuser");
@@ -216,18 +222,34 @@ async fn start_private_cluster(dir: &Path) -> Result<(), Error> {
             .await
             .map_err(|e| fail(format!("chown: {e}")))?;
         if !status.success() {
-            return Err(fail("running as root and cannot hand the directory to user `postgres`".into()));
+            return Err(fail(
+                "running as root and cannot hand the directory to user `postgres`".into(),
+            ));
         }
     }
     let data = dir.join("data");
     let data_s = data.display().to_string();
     if !data.join("PG_VERSION").is_file() {
-        let out = run(&bin.join("initdb"), &["-D", &data_s, "-U", "postgres", "--auth=trust", "-E", "UTF8"])
-            .output()
-            .await
-            .map_err(|e| fail(format!("initdb: {e}")))?;
+        let out = run(
+            &bin.join("initdb"),
+            &[
+                "-D",
+                &data_s,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+            ],
+        )
+        .output()
+        .await
+        .map_err(|e| fail(format!("initdb: {e}")))?;
         if !out.status.success() {
-            return Err(fail(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
+            return Err(fail(format!(
+                "initdb failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
         }
     }
     let status = run(&bin.join("pg_ctl"), &["-D", &data_s, "status"])
@@ -236,11 +258,17 @@ async fn start_private_cluster(dir: &Path) -> Result<(), Error> {
         .map_err(|e| fail(format!("pg_ctl: {e}")))?;
     if !status.status.success() {
         let log = dir.join("postgres.log").display().to_string();
-        let opts = format!("-c listen_addresses=127.0.0.1 -p {PRIVATE_PORT} -k {}", dir.display());
-        let out = run(&bin.join("pg_ctl"), &["-D", &data_s, "-l", &log, "-o", &opts, "-w", "start"])
-            .output()
-            .await
-            .map_err(|e| fail(format!("pg_ctl start: {e}")))?;
+        let opts = format!(
+            "-c listen_addresses=127.0.0.1 -p {PRIVATE_PORT} -k {}",
+            dir.display()
+        );
+        let out = run(
+            &bin.join("pg_ctl"),
+            &["-D", &data_s, "-l", &log, "-o", &opts, "-w", "start"],
+        )
+        .output()
+        .await
+        .map_err(|e| fail(format!("pg_ctl start: {e}")))?;
         if !out.status.success() {
             return Err(fail(format!(
                 "pg_ctl start failed (see {log}): {}",

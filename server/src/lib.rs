@@ -33,7 +33,9 @@ pub fn router(state: AppState, metrics: Metrics) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .leptos_routes(&state, routes, move || app::shell(leptos_options.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+            app::shell,
+        ))
         .with_state(state);
     let ops = Router::new()
         .route("/metrics", get(telemetry::metrics_handler))

@@ -44,9 +44,9 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let app = server::router(state, Metrics::new());
 
     let addr = SocketAddr::new(settings.server.host, settings.server.port);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("server.port (CORRAL_SERVER__PORT): cannot listen on {addr}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!("server.port (CORRAL_SERVER__PORT): cannot listen on {addr}: {e}")
+    })?;
     tracing::info!(
         profile = %settings.profile,
         dev_sign_in = settings.dev_sign_in(),

@@ -116,7 +116,9 @@ impl Settings {
     }
 
     /// Reads settings from the given environment, for tests.
-    pub fn load_from(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, SettingsError> {
+    pub fn load_from(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
         let vars: Vec<(String, String)> = vars.into_iter().collect();
         let mut figment = Figment::from(Serialized::defaults(defaults()));
 
@@ -131,14 +133,16 @@ impl Settings {
             figment = figment.merge(Toml::file_exact(path));
         }
 
-        for (name, value) in vars
-            .iter()
-            .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k != CONFIG_FILE_VAR && !k.ends_with("_FILE"))
-        {
+        for (name, value) in vars.iter().filter(|(k, _)| {
+            k.starts_with(ENV_PREFIX) && k != CONFIG_FILE_VAR && !k.ends_with("_FILE")
+        }) {
             figment = figment.merge((env_key(name), value.clone()));
         }
 
-        for (name, path) in vars.iter().filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.ends_with("_FILE")) {
+        for (name, path) in vars
+            .iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.ends_with("_FILE"))
+        {
             let key = env_key(&name[..name.len() - "_FILE".len()]);
             let contents = std::fs::read_to_string(path).map_err(|e| {
                 SettingsError(format!("{name}: cannot read secret file {path}: {e}"))
@@ -162,20 +166,32 @@ impl Settings {
             return fail("server.port (CORRAL_SERVER__PORT): must be between 1 and 65535".into());
         }
         if self.database.max_connections == 0 {
-            return fail("database.max_connections (CORRAL_DATABASE__MAX_CONNECTIONS): must be at least 1".into());
+            return fail(
+                "database.max_connections (CORRAL_DATABASE__MAX_CONNECTIONS): must be at least 1"
+                    .into(),
+            );
         }
         if let Some(url) = &self.database.url {
             let u = url.expose_secret();
             if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
-                return fail("database.url (CORRAL_DATABASE__URL): expected a postgres:// URL".into());
+                return fail(
+                    "database.url (CORRAL_DATABASE__URL): expected a postgres:// URL".into(),
+                );
             }
         }
-        if let Some(secret) = &self.session.secret {
-            if secret.expose_secret().len() < 32 {
-                return fail("session.secret (CORRAL_SESSION__SECRET): must be at least 32 bytes".into());
-            }
+        if let Some(secret) = &self.session.secret
+            && secret.expose_secret().len() < 32
+        {
+            return fail(
+                "session.secret (CORRAL_SESSION__SECRET): must be at least 32 bytes".into(),
+            );
         }
-        if self.log.filter.parse::<tracing_subscriber::EnvFilter>().is_err() {
+        if self
+            .log
+            .filter
+            .parse::<tracing_subscriber::EnvFilter>()
+            .is_err()
+        {
             return fail(format!(
                 "log.filter (CORRAL_LOG__FILTER): not a valid tracing filter: {:?}",
                 self.log.filter
@@ -199,13 +215,17 @@ impl Settings {
             if self.auth.dev_sign_in == Some(true) {
                 missing.push("auth.dev_sign_in (CORRAL_AUTH__DEV_SIGN_IN) must be false: the development sign-in is refused in production");
             }
-            if let Some(u) = &self.server.public_url {
-                if u.scheme() != "https" {
-                    missing.push("server.public_url (CORRAL_SERVER__PUBLIC_URL) must be an https:// URL");
-                }
+            if let Some(u) = &self.server.public_url
+                && u.scheme() != "https"
+            {
+                missing
+                    .push("server.public_url (CORRAL_SERVER__PUBLIC_URL) must be an https:// URL");
             }
             if !missing.is_empty() {
-                return fail(format!("profile=production refuses to start: {}", missing.join("; ")));
+                return fail(format!(
+                    "profile=production refuses to start: {}",
+                    missing.join("; ")
+                ));
             }
         }
         Ok(())
@@ -213,13 +233,17 @@ impl Settings {
 
     /// Whether the development sign-in is on: by default under `local` only.
     pub fn dev_sign_in(&self) -> bool {
-        self.auth.dev_sign_in.unwrap_or(self.profile == Profile::Local)
+        self.auth
+            .dev_sign_in
+            .unwrap_or(self.profile == Profile::Local)
     }
 }
 
 /// `CORRAL_SERVER__PORT` → `server.port`.
 fn env_key(name: &str) -> String {
-    name[ENV_PREFIX.len()..].to_ascii_lowercase().replace("__", ".")
+    name[ENV_PREFIX.len()..]
+        .to_ascii_lowercase()
+        .replace("__", ".")
 }
 
 /// One line naming the setting, what was wrong and where the value came from.
@@ -241,18 +265,25 @@ fn describe(e: &figment::Error, vars: &[(String, String)]) -> String {
         let env = if key.is_empty() {
             String::new()
         } else {
-            format!("{ENV_PREFIX}{}", key.to_ascii_uppercase().replace('.', "__"))
+            format!(
+                "{ENV_PREFIX}{}",
+                key.to_ascii_uppercase().replace('.', "__")
+            )
         };
         let what = match &err.kind {
-            figment::error::Kind::UnknownField(field, _) => {
-                let full = if key.is_empty() { field.clone() } else { format!("{key}.{field}") };
-                let env = format!("{ENV_PREFIX}{}", full.to_ascii_uppercase().replace('.', "__"));
-                lines.push(format!("unknown setting {full} ({env}) in {}", source_of(&env)));
+            figment::error::Kind::UnknownField(..) => {
+                lines.push(format!(
+                    "unknown setting {key} ({env}) in {}",
+                    source_of(&env)
+                ));
                 continue;
             }
             kind => kind.to_string(),
         };
-        lines.push(format!("invalid setting {key} ({env}): {what} (from {})", source_of(&env)));
+        lines.push(format!(
+            "invalid setting {key} ({env}): {what} (from {})",
+            source_of(&env)
+        ));
     }
     lines.join("; ")
 }
@@ -284,7 +315,10 @@ mod tests {
     #[test]
     fn unknown_settings_are_refused() {
         let e = load(&[("CORRAL_SERVER__PROT", "3000")]).unwrap_err().0;
-        assert!(e.contains("server.prot"), "{e}");
+        assert!(
+            e.starts_with("unknown setting server.prot (CORRAL_SERVER__PROT) in the environment"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
 
 use crate::settings::{LogFormat, LogSettings};
@@ -17,9 +19,16 @@ pub fn init_tracing(log: &LogSettings) {
     let registry = tracing_subscriber::registry().with(filter);
     match log.format {
         LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true),
+            )
             .init(),
-        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer().compact()).init(),
+        LogFormat::Text => registry
+            .with(tracing_subscriber::fmt::layer().compact())
+            .init(),
     }
 }
 
@@ -36,10 +45,15 @@ impl Metrics {
         let registry = Registry::new();
         #[cfg(target_os = "linux")]
         registry
-            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
             .expect("process collector registers once");
         let http_requests = IntCounterVec::new(
-            Opts::new("corral_http_requests_total", "HTTP requests served, by route and status."),
+            Opts::new(
+                "corral_http_requests_total",
+                "HTTP requests served, by route and status.",
+            ),
             &["method", "route", "status"],
         )
         .expect("valid metric");
@@ -48,12 +62,18 @@ impl Metrics {
                 "corral_http_request_duration_seconds",
                 "Time from request to response headers, by route.",
             )
-            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
             &["method", "route"],
         )
         .expect("valid metric");
-        registry.register(Box::new(http_requests.clone())).expect("registers once");
-        registry.register(Box::new(http_duration.clone())).expect("registers once");
+        registry
+            .register(Box::new(http_requests.clone()))
+            .expect("registers once");
+        registry
+            .register(Box::new(http_duration.clone()))
+            .expect("registers once");
         let build = IntCounterVec::new(
             Opts::new("corral_build_info", "Always 1; labels carry the version."),
             &["version"],

@@ -16,7 +16,10 @@ async fn healthz_answers_ok(db: PgPool) {
     let app = TestApp::new(db);
     let (res, body) = app.get("/healthz").await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["status"], "ok");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["status"],
+        "ok"
+    );
 }
 
 #[sqlx::test(migrator = "app::MIGRATOR")]
@@ -59,7 +62,10 @@ async fn home_page_is_server_rendered_with_live_dependency_state(db: PgPool) {
     let app = TestApp::new(db);
     let (res, body) = app.get("/").await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(body.contains("Ollama, run as team infrastructure"), "{body}");
+    assert!(
+        body.contains("Ollama, run as team infrastructure"),
+        "{body}"
+    );
     assert!(body.contains("PostgreSQL"), "{body}");
     assert!(body.contains("Healthy"), "{body}");
     assert!(body.contains("/pkg/corral.css"));
@@ -93,7 +99,10 @@ async fn status_server_function_reports_each_dependency(db: PgPool) {
 async fn every_response_carries_a_request_id(db: PgPool) {
     let app = TestApp::new(db);
     let (res, _) = app.get("/healthz").await;
-    let id = res.headers().get("x-request-id").expect("x-request-id header");
+    let id = res
+        .headers()
+        .get("x-request-id")
+        .expect("x-request-id header");
     assert_eq!(id.to_str().unwrap().len(), 36, "a UUID");
 
     let req = Request::get("/healthz")
@@ -113,11 +122,15 @@ async fn metrics_count_requests_by_matched_route_and_include_the_process(db: PgP
     let (res, body) = app.get("/metrics").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(
-        body.contains(r#"corral_http_requests_total{method="GET",route="/healthz",status="200"} 2"#),
+        body.contains(
+            r#"corral_http_requests_total{method="GET",route="/healthz",status="200"} 2"#
+        ),
         "{body}"
     );
     assert!(
-        body.contains(r#"corral_http_requests_total{method="GET",route="unmatched",status="404"} 1"#),
+        body.contains(
+            r#"corral_http_requests_total{method="GET",route="unmatched",status="404"} 1"#
+        ),
         "{body}"
     );
     assert!(body.contains("corral_http_request_duration_seconds_bucket"));

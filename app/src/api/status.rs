@@ -8,12 +8,10 @@ use crate::model::{AppError, StatusReport};
 #[server(prefix = "/rpc", endpoint = "check_status")]
 pub async fn check_status() -> Result<StatusReport, AppError> {
     let state = super::app_state()?;
-    Ok(crate::domain::health::report(
-        &state.db,
-        state.runtime.profile,
-        state.runtime.version,
+    Ok(
+        crate::domain::health::report(&state.db, state.runtime.profile, state.runtime.version)
+            .await,
     )
-    .await)
 }
 
 /// What every page header shows: how Corral is being run.

@@ -26,7 +26,11 @@ pub fn ErrorPanel(errors: ArcRwSignal<Errors>) -> impl IntoView {
         );
     }
 
-    let title = if status >= 500 { "Something went wrong" } else { "We could not show this page" };
+    let title = if status >= 500 {
+        "Something went wrong"
+    } else {
+        "We could not show this page"
+    };
     view! {
         <section class="mx-auto max-w-xl text-center py-16" data-testid="error-page">
             <p class="text-sm font-semibold text-rose-600">{status}</p>

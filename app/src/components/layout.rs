@@ -52,7 +52,11 @@ fn NavLink(href: &'static str, label: &'static str) -> impl IntoView {
     let location = use_location();
     let active = move || {
         let path = location.pathname.get();
-        if href == "/" { path == "/" } else { path.starts_with(href) }
+        if href == "/" {
+            path == "/"
+        } else {
+            path.starts_with(href)
+        }
     };
     view! {
         <A

@@ -7,8 +7,14 @@ use crate::model::DependencyState;
 #[component]
 pub fn StateBadge(state: DependencyState) -> impl IntoView {
     let (pill, dot) = match state {
-        DependencyState::Healthy => ("bg-emerald-50 text-emerald-700 ring-emerald-600/20", "bg-emerald-500"),
-        DependencyState::Degraded => ("bg-amber-50 text-amber-800 ring-amber-600/20", "bg-amber-500"),
+        DependencyState::Healthy => (
+            "bg-emerald-50 text-emerald-700 ring-emerald-600/20",
+            "bg-emerald-500",
+        ),
+        DependencyState::Degraded => (
+            "bg-amber-50 text-amber-800 ring-amber-600/20",
+            "bg-amber-500",
+        ),
         DependencyState::Down => ("bg-rose-50 text-rose-700 ring-rose-600/20", "bg-rose-500"),
     };
     view! {

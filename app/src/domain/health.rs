@@ -108,11 +108,10 @@ async fn server_version(db: &PgPool) -> sqlx::Result<String> {
 /// Embedded migrations that the database has not applied successfully,
 /// as `version description`.
 async fn pending_migrations(db: &PgPool) -> sqlx::Result<Vec<String>> {
-    let applied = sqlx::query_scalar!(
-        r#"SELECT version AS "version!" FROM _sqlx_migrations WHERE success"#
-    )
-    .fetch_all(db)
-    .await?;
+    let applied =
+        sqlx::query_scalar!(r#"SELECT version AS "version!" FROM _sqlx_migrations WHERE success"#)
+            .fetch_all(db)
+            .await?;
     Ok(crate::MIGRATOR
         .iter()
         .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))

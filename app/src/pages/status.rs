@@ -42,9 +42,15 @@ pub fn StatusPage() -> impl IntoView {
 #[component]
 fn ReportTable(report: StatusReport) -> impl IntoView {
     let summary = if report.all_healthy() {
-        ("All systems operational", "bg-emerald-50 text-emerald-800 ring-emerald-600/20")
+        (
+            "All systems operational",
+            "bg-emerald-50 text-emerald-800 ring-emerald-600/20",
+        )
     } else {
-        ("Some dependencies need attention", "bg-rose-50 text-rose-800 ring-rose-600/20")
+        (
+            "Some dependencies need attention",
+            "bg-rose-50 text-rose-800 ring-rose-600/20",
+        )
     };
     view! {
         <div class=format!("mt-8 rounded-lg px-4 py-3 text-sm font-medium ring-1 ring-inset {}", summary.1) data-testid="status-summary">

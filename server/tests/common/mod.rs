@@ -38,7 +38,8 @@ impl TestApp {
     }
 
     pub async fn get(&self, uri: &str) -> (Response<Body>, String) {
-        self.send(Request::get(uri).body(Body::empty()).unwrap()).await
+        self.send(Request::get(uri).body(Body::empty()).unwrap())
+            .await
     }
 
     pub async fn send(&self, req: Request<Body>) -> (Response<Body>, String) {
