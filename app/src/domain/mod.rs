@@ -1,7 +1,15 @@
 //! The business rules and their Postgres access. Server-only: the whole module
 //! is compiled with the `ssr` feature and never reaches the browser.
 
+pub mod audit;
+pub mod authz;
+pub mod error;
 pub mod health;
+pub mod identity;
+pub mod teams;
+
+pub use authz::{Action, Actor, Via};
+pub use error::{Error, Result};
 
 use std::sync::Arc;
 

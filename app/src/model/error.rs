@@ -12,6 +12,9 @@ pub enum AppError {
     /// The thing asked for does not exist (or the caller may not know it does).
     #[error("Not found")]
     NotFound,
+    /// The caller has not signed in (or the session ended).
+    #[error("Please sign in")]
+    Unauthorized,
     /// The caller is known but not allowed to do this.
     #[error("You are not allowed to do that")]
     Forbidden,
@@ -45,6 +48,7 @@ impl AppError {
     pub fn status_code(&self) -> u16 {
         match self {
             Self::NotFound => 404,
+            Self::Unauthorized => 401,
             Self::Forbidden => 403,
             Self::Validation { .. } => 422,
             Self::Conflict { .. } => 409,

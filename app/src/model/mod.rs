@@ -1,6 +1,8 @@
 //! Serde types shared by the UI, the server functions and the REST API. No I/O.
 
+mod audit;
 mod error;
+mod identity;
 mod status;
 
 pub use error::AppError;
@@ -8,3 +10,7 @@ pub use status::{DependencyState, DependencyStatus, StatusReport};
 mod profile;
 
 pub use profile::{About, Profile};
+pub use audit::{AuditEntry, AuditFilter, Page};
+pub use identity::{
+    Me, Member, MembershipSource, MyTeam, NewTeam, Team, TeamDetail, TeamPatch, TeamRole, User, rules,
+};

@@ -1,0 +1,203 @@
+//! Teams: listing, reading, and the admin's create and edit.
+
+use serde_json::json;
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use super::audit::{self, By, Record};
+use super::authz::{Action, Actor};
+use super::error::{Error, Result, violated_constraint};
+use super::identity::source;
+use crate::model::{Member, NewTeam, Page, Team, TeamDetail, TeamPatch, TeamRole, rules};
+
+/// Largest page of teams.
+pub const MAX_LIMIT: i64 = 200;
+
+/// Teams the actor may see (all of them for admins), by slug.
+/// `cursor` is the last slug of the previous page.
+pub async fn list(
+    conn: impl PgExecutor<'_>,
+    actor: &Actor,
+    cursor: Option<&str>,
+    limit: i64,
+) -> Result<Page<Team>> {
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(Error::Validation {
+            field: "limit".into(),
+            message: format!("must be between 1 and {MAX_LIMIT}"),
+        });
+    }
+    let all = actor.authorize(Action::ListAllTeams).is_ok();
+    let rows = sqlx::query!(
+        r#"SELECT t.id, t.slug, t.name, t.description, t.idp_group, t.created_at, t.updated_at,
+                  (SELECT count(*) FROM memberships m WHERE m.team_id = t.id) AS "member_count!"
+             FROM teams t
+            WHERE t.slug > $1
+              AND ($2 OR EXISTS (SELECT 1 FROM memberships m WHERE m.team_id = t.id AND m.user_id = $3))
+            ORDER BY t.slug
+            LIMIT $4"#,
+        cursor.unwrap_or(""),
+        all,
+        actor.user.id,
+        limit + 1,
+    )
+    .fetch_all(conn)
+    .await?;
+    let mut items: Vec<Team> = rows
+        .into_iter()
+        .map(|r| Team {
+            slug: r.slug,
+            name: r.name,
+            description: r.description,
+            idp_group: r.idp_group,
+            member_count: r.member_count,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+        .collect();
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|t| t.slug.clone())
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+/// The id of the team with `slug`, if the actor may see it; otherwise
+/// `NotFound`, whether or not it exists.
+pub async fn visible_id(conn: impl PgExecutor<'_>, actor: &Actor, slug: &str) -> Result<Uuid> {
+    let id = sqlx::query_scalar!("SELECT id FROM teams WHERE slug = $1", slug)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(Error::NotFound)?;
+    actor.authorize(Action::ViewTeam(id))?;
+    Ok(id)
+}
+
+/// One team with its members.
+pub async fn get(conn: &mut PgConnection, actor: &Actor, slug: &str) -> Result<TeamDetail> {
+    let id = visible_id(&mut *conn, actor, slug).await?;
+    let team = fetch(&mut *conn, id).await?;
+    let members = sqlx::query!(
+        r#"SELECT u.username, u.display_name, m.role AS "role: TeamRole", m.source
+             FROM memberships m JOIN users u ON u.id = m.user_id
+            WHERE m.team_id = $1
+            ORDER BY m.role DESC, u.username"#,
+        id
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|r| Member {
+        username: r.username,
+        display_name: r.display_name,
+        role: r.role,
+        source: source(&r.source),
+    })
+    .collect();
+    Ok(TeamDetail { team, members })
+}
+
+async fn fetch(conn: impl PgExecutor<'_>, id: Uuid) -> Result<Team> {
+    let r = sqlx::query!(
+        r#"SELECT t.slug, t.name, t.description, t.idp_group, t.created_at, t.updated_at,
+                  (SELECT count(*) FROM memberships m WHERE m.team_id = t.id) AS "member_count!"
+             FROM teams t WHERE t.id = $1"#,
+        id
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(Team {
+        slug: r.slug,
+        name: r.name,
+        description: r.description,
+        idp_group: r.idp_group,
+        member_count: r.member_count,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    })
+}
+
+/// Creates a team (admins only). Run it in a transaction.
+pub async fn create(tx: &mut PgConnection, actor: &Actor, new: &NewTeam) -> Result<Team> {
+    actor.authorize(Action::CreateTeam)?;
+    rules::slug(&new.slug)?;
+    rules::name(&new.name)?;
+    rules::description(&new.description)?;
+    let idp_group = new.idp_group.as_deref().map(str::trim).filter(|g| !g.is_empty());
+    if let Some(g) = idp_group {
+        rules::idp_group(g)?;
+    }
+    let id = sqlx::query_scalar!(
+        "INSERT INTO teams (slug, name, description, idp_group) VALUES ($1, $2, $3, $4) RETURNING id",
+        new.slug,
+        new.name.trim(),
+        new.description.trim(),
+        idp_group,
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| match violated_constraint(&e) {
+        Some("teams_slug_key") => Error::Conflict(format!("a team with slug {:?} already exists", new.slug)),
+        Some("teams_idp_group_key") => Error::Conflict(format!(
+            "IdP group {:?} already feeds another team",
+            idp_group.unwrap_or_default()
+        )),
+        _ => Error::from(e),
+    })?;
+    let team = fetch(&mut *tx, id).await?;
+    audit::record(
+        &mut *tx,
+        By::Actor(actor),
+        Record {
+            action: "team.created",
+            target_kind: "team",
+            target_id: &team.slug,
+            team_id: Some(id),
+            before: None,
+            after: Some(json!({ "slug": team.slug, "name": team.name, "description": team.description, "idp_group": team.idp_group })),
+        },
+    )
+    .await?;
+    Ok(team)
+}
+
+/// Changes a team's name or description (admins only). Run it in a transaction.
+pub async fn update(tx: &mut PgConnection, actor: &Actor, slug: &str, patch: &TeamPatch) -> Result<Team> {
+    let id = visible_id(&mut *tx, actor, slug).await?;
+    actor.authorize(Action::EditTeam(id))?;
+    if let Some(n) = &patch.name {
+        rules::name(n)?;
+    }
+    if let Some(d) = &patch.description {
+        rules::description(d)?;
+    }
+    let before = fetch(&mut *tx, id).await?;
+    sqlx::query!(
+        r#"UPDATE teams SET name = COALESCE($2, name), description = COALESCE($3, description), updated_at = now()
+            WHERE id = $1"#,
+        id,
+        patch.name.as_deref().map(str::trim),
+        patch.description.as_deref().map(str::trim),
+    )
+    .execute(&mut *tx)
+    .await?;
+    let after = fetch(&mut *tx, id).await?;
+    if before.name != after.name || before.description != after.description {
+        audit::record(
+            &mut *tx,
+            By::Actor(actor),
+            Record {
+                action: "team.updated",
+                target_kind: "team",
+                target_id: slug,
+                team_id: Some(id),
+                before: Some(json!({ "name": before.name, "description": before.description })),
+                after: Some(json!({ "name": after.name, "description": after.description })),
+            },
+        )
+        .await?;
+    }
+    Ok(after)
+}

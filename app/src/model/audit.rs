@@ -1,0 +1,43 @@
+//! Audit log entries and their filters.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// One recorded state change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Username of who did it, or `corral` for Corral itself.
+    pub actor: String,
+    /// Dotted verb, e.g. `team.created`, `membership.removed`, `user.signed_in`.
+    pub action: String,
+    pub target_kind: String,
+    pub target_id: String,
+    pub team: Option<String>,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub request_id: Option<String>,
+}
+
+/// Which entries to list; every field narrows the result.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditFilter {
+    /// Username of the actor.
+    #[serde(default)]
+    pub actor: Option<String>,
+    /// Exact action, or a prefix ending in `.` (e.g. `team.`).
+    #[serde(default)]
+    pub action: Option<String>,
+    /// Team slug.
+    #[serde(default)]
+    pub team: Option<String>,
+}
+
+/// A page of results; pass `next_cursor` back as `cursor` for the next page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
