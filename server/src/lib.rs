@@ -1,50 +1,165 @@
-//! Corral's server: settings, telemetry, database start-up and the HTTP router
-//! that serves the portal, the probes and the metrics.
+//! Corral's server: settings, telemetry, database start-up, sign-in, the REST
+//! API and the HTTP router that serves them with the portal.
 
+pub mod auth;
 pub mod database;
 pub mod health;
+pub mod rest;
 pub mod settings;
 pub mod telemetry;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use app::domain::AppState;
+use app::domain::{AppState, Probe};
 use axum::Router;
 use axum::body::Body;
+use axum::extract::FromRef;
 use axum::http::{Request, Response, StatusCode, header};
-use axum::routing::get;
+use axum::routing::{get, post};
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::{Key, SameSite};
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::PostgresStore;
 use tracing::{Span, info_span};
 
+use crate::auth::Auth;
 use crate::telemetry::Metrics;
 
 /// The header that carries a request's id in and out.
 pub const REQUEST_ID: &str = "x-request-id";
 
-/// The whole HTTP application: portal pages, server functions, static
-/// assets, probes and metrics, with request ids, tracing and panic safety.
-pub fn router(state: AppState, metrics: Metrics) -> Router {
+/// Everything the server's handlers share.
+#[derive(Clone)]
+pub struct ServerState {
+    pub app: AppState,
+    pub auth: Arc<Auth>,
+    pub metrics: Metrics,
+    pub sessions: SessionConfig,
+}
+
+/// How session cookies are made.
+#[derive(Clone)]
+pub struct SessionConfig {
+    /// Signs the session cookie.
+    pub key: Key,
+    /// `Secure` attribute: on in production (HTTPS).
+    pub secure: bool,
+    pub idle_timeout: Duration,
+}
+
+impl SessionConfig {
+    /// A signing key derived from the configured secret, or a random one per
+    /// process (the `local` profile; sessions then end at restart).
+    pub fn key_from(secret: Option<&str>) -> Key {
+        use sha2::Digest;
+        match secret {
+            Some(s) => Key::from(&sha2::Sha512::digest(s.as_bytes())[..]),
+            None => Key::generate(),
+        }
+    }
+}
+
+impl FromRef<ServerState> for LeptosOptions {
+    fn from_ref(s: &ServerState) -> Self {
+        s.app.leptos_options.clone()
+    }
+}
+
+impl FromRef<ServerState> for AppState {
+    fn from_ref(s: &ServerState) -> Self {
+        s.app.clone()
+    }
+}
+
+impl FromRef<ServerState> for Arc<Auth> {
+    fn from_ref(s: &ServerState) -> Self {
+        s.auth.clone()
+    }
+}
+
+/// The IdP as a status-page dependency.
+struct IdpProbe(Arc<Auth>);
+
+impl Probe for IdpProbe {
+    fn check(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = app::model::DependencyStatus> + Send + '_>> {
+        Box::pin(async move {
+            match &self.0.oidc {
+                Some(oidc) => oidc.check().await,
+                None => app::model::DependencyStatus {
+                    id: "idp".into(),
+                    name: "Identity provider".into(),
+                    state: app::model::DependencyState::Healthy,
+                    detail: "not configured: development sign-in only (local profile)".into(),
+                    latency_ms: 0,
+                },
+            }
+        })
+    }
+}
+
+/// The probes the status page runs after Postgres.
+pub fn probes(auth: &Arc<Auth>) -> Arc<Vec<Arc<dyn Probe>>> {
+    Arc::new(vec![Arc::new(IdpProbe(auth.clone())) as Arc<dyn Probe>])
+}
+
+/// The whole HTTP application: portal pages, server functions, sign-in,
+/// REST API, static assets, probes and metrics, with sessions, CSRF
+/// protection, request ids, tracing and panic safety.
+pub fn router(state: ServerState) -> Router {
     let routes = generate_route_list(app::App);
-    let leptos_options = state.leptos_options.clone();
+    let leptos_options = state.app.leptos_options.clone();
+    let app_state = state.app.clone();
+    let (rest, openapi) = rest::routes();
+    let openapi = Arc::new(openapi);
+
+    let context = move || provide_context(app_state.clone());
     let portal = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .leptos_routes(&state, routes, move || app::shell(leptos_options.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
-            app::shell,
-        ))
-        .with_state(state);
+        .route("/auth/login", get(auth::oidc::login))
+        .route("/auth/callback", get(auth::oidc::callback))
+        .route("/auth/logout", post(auth::oidc::logout))
+        .route("/auth/dev", post(auth::dev::sign_in))
+        .merge(rest)
+        .leptos_routes_with_context(&state, routes, context.clone(), move || app::shell(leptos_options.clone()))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<ServerState, _>(context, app::shell))
+        .layer(axum::middleware::from_fn(auth::require_sign_in))
+        .layer(axum::middleware::from_fn_with_state(state.auth.clone(), auth::csrf_guard))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::resolve_actor))
+        .layer(
+            SessionManagerLayer::new(PostgresStore::new(state.app.db.clone()))
+                .with_name(auth::SESSION_COOKIE)
+                .with_signed(state.sessions.key.clone())
+                .with_secure(state.sessions.secure)
+                .with_http_only(true)
+                .with_same_site(SameSite::Lax)
+                .with_path("/")
+                .with_expiry(Expiry::OnInactivity(
+                    time::Duration::try_from(state.sessions.idle_timeout).unwrap_or(time::Duration::hours(8)),
+                )),
+        )
+        .with_state(state.clone());
+    let docs = Router::new()
+        .route("/api/v1/openapi.json", get(rest::docs::openapi_json))
+        .route("/api/docs", get(rest::docs::docs_page))
+        .with_state(openapi);
     let ops = Router::new()
         .route("/metrics", get(telemetry::metrics_handler))
-        .with_state(metrics.clone());
+        .with_state(state.metrics.clone());
 
     let request_id = header::HeaderName::from_static(REQUEST_ID);
     portal
+        .merge(docs)
         .merge(ops)
-        .layer(axum::middleware::from_fn_with_state(metrics, telemetry::track_http))
+        .layer(axum::middleware::from_fn_with_state(state.metrics, telemetry::track_http))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(
             TraceLayer::new_for_http()

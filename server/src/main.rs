@@ -4,9 +4,14 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use app::domain::{AppState, Runtime};
+use secrecy::ExposeSecret;
+use server::auth::Auth;
 use server::settings::Settings;
 use server::telemetry::Metrics;
+use server::{ServerState, SessionConfig};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -33,15 +38,45 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("leptos configuration: {e}"))?
         .leptos_options;
     let db = server::database::connect_and_migrate(&settings).await?;
-    let state = AppState {
-        leptos_options,
-        db,
-        runtime: Arc::new(Runtime {
-            profile: settings.profile,
-            version: env!("CARGO_PKG_VERSION"),
-        }),
+    let oidc = match &settings.oidc.issuer {
+        Some(issuer) => Some(server::auth::oidc::Oidc::new(&settings.oidc, issuer).map_err(anyhow::Error::msg)?),
+        None => None,
     };
-    let app = server::router(state, Metrics::new());
+    let auth = Arc::new(Auth {
+        oidc,
+        dev_sign_in: settings.dev_sign_in(),
+        public_url: settings.public_url(),
+        absolute_timeout: Duration::from_secs(u64::from(settings.session.absolute_timeout_hours) * 3600),
+    });
+    let state = ServerState {
+        app: AppState {
+            leptos_options,
+            db: db.clone(),
+            runtime: Arc::new(Runtime {
+                profile: settings.profile,
+                version: env!("CARGO_PKG_VERSION"),
+                dev_sign_in: auth.dev_sign_in,
+                oidc: auth.oidc.is_some(),
+            }),
+            probes: server::probes(&auth),
+        },
+        auth,
+        metrics: Metrics::new(),
+        sessions: SessionConfig {
+            key: SessionConfig::key_from(settings.session.secret.as_ref().map(|s| s.expose_secret())),
+            secure: settings.profile == app::model::Profile::Production,
+            idle_timeout: Duration::from_secs(u64::from(settings.session.idle_timeout_minutes) * 60),
+        },
+    };
+    // Expired sessions are deleted hourly.
+    let store = tower_sessions_sqlx_store::PostgresStore::new(db);
+    tokio::spawn(async move {
+        use tower_sessions::ExpiredDeletion;
+        if let Err(e) = store.continuously_delete_expired(Duration::from_secs(3600)).await {
+            tracing::warn!(error = %e, "expired-session cleanup stopped");
+        }
+    });
+    let app = server::router(state);
 
     let addr = SocketAddr::new(settings.server.host, settings.server.port);
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {

@@ -55,9 +55,13 @@ pub struct DatabaseSettings {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionSettings {
-    /// Key for signing session cookies and CSRF tokens; at least 32 bytes.
+    /// Key for signing session cookies; at least 32 bytes.
     /// Generated per process under `local` when unset.
     pub secret: Option<SecretString>,
+    /// A session unused for this long ends.
+    pub idle_timeout_minutes: u32,
+    /// A session ends this long after sign-in, used or not.
+    pub absolute_timeout_hours: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +71,14 @@ pub struct OidcSettings {
     pub issuer: Option<url::Url>,
     pub client_id: String,
     pub client_secret: Option<SecretString>,
+    /// Scopes asked for at sign-in, space-separated (`openid` is always added).
+    pub scopes: String,
+    /// Claim holding group paths such as `/team-a` (dots walk into objects).
+    pub groups_claim: String,
+    /// Claim holding the realm roles (dots walk into objects).
+    pub roles_claim: String,
+    /// The realm role that makes a person a platform admin.
+    pub admin_role: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,8 +114,12 @@ fn defaults() -> serde_json::Value {
         "profile": "local",
         "server": { "host": "127.0.0.1", "port": 3000, "public_url": null },
         "database": { "url": null, "max_connections": 10, "acquire_timeout_secs": 5 },
-        "session": { "secret": null },
-        "oidc": { "issuer": null, "client_id": "corral", "client_secret": null },
+        "session": { "secret": null, "idle_timeout_minutes": 480, "absolute_timeout_hours": 24 },
+        "oidc": {
+            "issuer": null, "client_id": "corral", "client_secret": null,
+            "scopes": "openid profile email", "groups_claim": "groups",
+            "roles_claim": "realm_access.roles", "admin_role": "corral-admin",
+        },
         "auth": { "dev_sign_in": null },
         "log": { "format": "text", "filter": "info,sqlx=warn,tower_http=info" },
     })
@@ -186,6 +202,21 @@ impl Settings {
                 "session.secret (CORRAL_SESSION__SECRET): must be at least 32 bytes".into(),
             );
         }
+        if self.session.idle_timeout_minutes == 0 {
+            return fail(
+                "session.idle_timeout_minutes (CORRAL_SESSION__IDLE_TIMEOUT_MINUTES): must be at least 1".into(),
+            );
+        }
+        if self.session.absolute_timeout_hours == 0 {
+            return fail(
+                "session.absolute_timeout_hours (CORRAL_SESSION__ABSOLUTE_TIMEOUT_HOURS): must be at least 1".into(),
+            );
+        }
+        if let Some(u) = &self.oidc.issuer
+            && !matches!(u.scheme(), "http" | "https")
+        {
+            return fail("oidc.issuer (CORRAL_OIDC__ISSUER): expected an http(s):// URL".into());
+        }
         if self
             .log
             .filter
@@ -229,6 +260,14 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// The URL people reach Corral at, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        match &self.server.public_url {
+            Some(u) => u.as_str().trim_end_matches('/').to_owned(),
+            None => format!("http://{}:{}", self.server.host, self.server.port),
+        }
     }
 
     /// Whether the development sign-in is on: by default under `local` only.

@@ -83,6 +83,7 @@ async fn unknown_pages_get_the_404_page_with_status_404(db: PgPool) {
 async fn status_server_function_reports_each_dependency(db: PgPool) {
     let app = TestApp::new(db);
     let req = Request::post("/rpc/check_status")
+        .header("origin", common::ORIGIN)
         .header("content-type", "application/x-www-form-urlencoded")
         .header("accept", "application/json")
         .body(Body::empty())
@@ -91,7 +92,7 @@ async fn status_server_function_reports_each_dependency(db: PgPool) {
     assert_eq!(res.status(), StatusCode::OK, "{body}");
     let report: app::model::StatusReport = serde_json::from_str(&body).unwrap();
     let ids: Vec<_> = report.dependencies.iter().map(|d| d.id.as_str()).collect();
-    assert_eq!(ids, ["postgres", "migrations"]);
+    assert_eq!(ids, ["postgres", "migrations", "idp"]);
     assert!(report.all_healthy(), "{report:?}");
 }
 
@@ -135,4 +136,19 @@ async fn metrics_count_requests_by_matched_route_and_include_the_process(db: PgP
     );
     assert!(body.contains("corral_http_request_duration_seconds_bucket"));
     assert!(body.contains("process_resident_memory_bytes"), "{body}");
+}
+
+#[sqlx::test(migrator = "app::MIGRATOR")]
+async fn state_changing_requests_from_another_site_are_refused(db: PgPool) {
+    let app = TestApp::new(db);
+    for origin in [None, Some("https://evil.example")] {
+        let mut req = Request::post("/rpc/check_status")
+            .header("content-type", "application/x-www-form-urlencoded");
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        let (res, body) = app.send(req.body(Body::empty()).unwrap()).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{origin:?}: {body}");
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+    }
 }

@@ -8,10 +8,13 @@ use crate::model::{AppError, StatusReport};
 #[server(prefix = "/rpc", endpoint = "check_status")]
 pub async fn check_status() -> Result<StatusReport, AppError> {
     let state = super::app_state()?;
-    Ok(
-        crate::domain::health::report(&state.db, state.runtime.profile, state.runtime.version)
-            .await,
+    Ok(crate::domain::health::report(
+        &state.db,
+        &state.probes,
+        state.runtime.profile,
+        state.runtime.version,
     )
+    .await)
 }
 
 /// What every page header shows: how Corral is being run.

@@ -10,7 +10,16 @@ use crate::model::{DependencyState, DependencyStatus, Profile, StatusReport};
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs every dependency check at once.
-pub async fn report(db: &PgPool, profile: Profile, version: &str) -> StatusReport {
+pub async fn report(
+    db: &PgPool,
+    probes: &[std::sync::Arc<dyn super::Probe>],
+    profile: Profile,
+    version: &str,
+) -> StatusReport {
+    let mut dependencies = postgres(db).await;
+    for probe in probes {
+        dependencies.push(probe.check().await);
+    }
     let checked_at = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
@@ -18,7 +27,7 @@ pub async fn report(db: &PgPool, profile: Profile, version: &str) -> StatusRepor
         checked_at,
         version: version.to_owned(),
         profile: profile.to_string(),
-        dependencies: postgres(db).await,
+        dependencies,
     }
 }
 

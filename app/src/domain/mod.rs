@@ -26,6 +26,8 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub db: PgPool,
     pub runtime: Arc<Runtime>,
+    /// Checked by the status page after Postgres.
+    pub probes: Arc<Vec<Arc<dyn Probe>>>,
 }
 
 /// Facts about this running process that pages show.
@@ -33,6 +35,16 @@ pub struct AppState {
 pub struct Runtime {
     pub profile: Profile,
     pub version: &'static str,
+    /// The labelled development sign-in is offered.
+    pub dev_sign_in: bool,
+    /// Sign-in through an OpenID Provider is configured.
+    pub oidc: bool,
+}
+
+/// A dependency the status page checks live (the IdP, the cluster,
+/// Prometheus): implemented by the server's integrations.
+pub trait Probe: Send + Sync {
+    fn check(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::model::DependencyStatus> + Send + '_>>;
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 
 /// One recorded state change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub id: i64,
     #[serde(with = "time::serde::rfc3339")]
@@ -23,6 +24,7 @@ pub struct AuditEntry {
 
 /// Which entries to list; every field narrows the result.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AuditFilter {
     /// Username of the actor.
     #[serde(default)]
@@ -37,6 +39,7 @@ pub struct AuditFilter {
 
 /// A page of results; pass `next_cursor` back as `cursor` for the next page.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,

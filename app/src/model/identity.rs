@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 /// A person's role in one team.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "ssr", derive(sqlx::Type))]
 #[cfg_attr(feature = "ssr", sqlx(type_name = "team_role", rename_all = "lowercase"))]
 #[serde(rename_all = "lowercase")]
@@ -25,6 +26,7 @@ impl TeamRole {
 
 /// Where a membership comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum MembershipSource {
     /// Synced from the identity provider's groups at every sign-in.
@@ -35,6 +37,7 @@ pub enum MembershipSource {
 
 /// A signed-in person.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct User {
     pub id: Uuid,
     pub username: String,
@@ -47,6 +50,7 @@ pub struct User {
 
 /// One of the caller's teams, with the caller's role in it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct MyTeam {
     pub slug: String,
     pub name: String,
@@ -56,6 +60,7 @@ pub struct MyTeam {
 
 /// `GET /api/v1/me`: who the caller is and where they belong.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Me {
     pub user: User,
     pub teams: Vec<MyTeam>,
@@ -65,6 +70,7 @@ pub struct Me {
 
 /// A team as listed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Team {
     pub slug: String,
     pub name: String,
@@ -81,6 +87,7 @@ pub struct Team {
 
 /// A member of a team.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Member {
     pub username: String,
     pub display_name: String,
@@ -90,6 +97,7 @@ pub struct Member {
 
 /// A team with its members.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TeamDetail {
     #[serde(flatten)]
     pub team: Team,
@@ -98,6 +106,7 @@ pub struct TeamDetail {
 
 /// What an admin sends to create a team.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewTeam {
     pub slug: String,
@@ -110,6 +119,7 @@ pub struct NewTeam {
 
 /// What an admin sends to change a team; absent fields stay as they are.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TeamPatch {
     #[serde(default)]

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// `local` allows the development sign-in and generated secrets;
 /// `production` refuses both.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Profile {
     #[default]
@@ -29,6 +30,7 @@ impl std::fmt::Display for Profile {
 
 /// How this Corral is being run, for the page header.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct About {
     pub profile: Profile,
     pub version: String,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// How one dependency is doing right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DependencyState {
     /// Reachable and doing its job.
@@ -27,6 +28,7 @@ impl DependencyState {
 
 /// One row of the status page.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct DependencyStatus {
     /// Stable identifier, e.g. `postgres`.
     pub id: String,
@@ -41,6 +43,7 @@ pub struct DependencyStatus {
 
 /// Every dependency, checked at one moment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct StatusReport {
     /// RFC 3339 time the checks ran, with milliseconds.
     pub checked_at: String,

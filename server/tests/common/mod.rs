@@ -3,7 +3,11 @@
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use app::domain::{AppState, Runtime};
+use server::auth::Auth;
+use server::{ServerState, SessionConfig};
 use app::model::Profile;
 use axum::Router;
 use axum::body::Body;
@@ -13,6 +17,9 @@ use leptos::config::LeptosOptions;
 use server::telemetry::Metrics;
 use sqlx::PgPool;
 use tower::ServiceExt;
+
+/// The origin the test app believes it is served from.
+pub const ORIGIN: &str = "http://127.0.0.1:3000";
 
 pub struct TestApp {
     pub router: Router,
@@ -24,16 +31,34 @@ impl TestApp {
             .output_name("corral")
             .site_root("target/site")
             .build();
-        let state = AppState {
-            leptos_options,
-            db,
-            runtime: Arc::new(Runtime {
-                profile: Profile::Local,
-                version: env!("CARGO_PKG_VERSION"),
-            }),
+        let auth = Arc::new(Auth {
+            oidc: None,
+            dev_sign_in: true,
+            public_url: ORIGIN.into(),
+            absolute_timeout: Duration::from_secs(3600),
+        });
+        let state = ServerState {
+            app: AppState {
+                leptos_options,
+                db,
+                runtime: Arc::new(Runtime {
+                    profile: Profile::Local,
+                    version: env!("CARGO_PKG_VERSION"),
+                    dev_sign_in: true,
+                    oidc: false,
+                }),
+                probes: server::probes(&auth),
+            },
+            auth,
+            metrics: Metrics::new(),
+            sessions: SessionConfig {
+                key: SessionConfig::key_from(Some("test-secret-test-secret-test-secret!")),
+                secure: false,
+                idle_timeout: Duration::from_secs(600),
+            },
         };
         Self {
-            router: server::router(state, Metrics::new()),
+            router: server::router(state),
         }
     }
 
