@@ -3,12 +3,14 @@
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
-    StaticSegment,
+    ParamSegment, SsrMode, StaticSegment,
     components::{Route, Router, Routes},
 };
 
 use crate::components::layout::Layout;
-use crate::pages::{home::HomePage, not_found::NotFoundPage, status::StatusPage};
+use crate::pages::admin::{AdminAuditPage, AdminTeamPage, AdminTeamsPage, AdminUsersPage};
+use crate::pages::teams::{TeamPage, TeamsPage};
+use crate::pages::{home::HomePage, not_found::NotFoundPage, signin::SignInPage, status::StatusPage};
 
 /// The whole HTML document, rendered on the server for every page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -46,6 +48,13 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFoundPage>
                     <Route path=StaticSegment("") view=HomePage/>
                     <Route path=StaticSegment("status") view=StatusPage/>
+                    <Route path=StaticSegment("signin") view=SignInPage/>
+                    <Route path=StaticSegment("teams") view=TeamsPage ssr=SsrMode::Async/>
+                    <Route path=(StaticSegment("teams"), ParamSegment("slug")) view=TeamPage ssr=SsrMode::Async/>
+                    <Route path=(StaticSegment("admin"), StaticSegment("teams")) view=AdminTeamsPage ssr=SsrMode::Async/>
+                    <Route path=(StaticSegment("admin"), StaticSegment("teams"), ParamSegment("slug")) view=AdminTeamPage ssr=SsrMode::Async/>
+                    <Route path=(StaticSegment("admin"), StaticSegment("users")) view=AdminUsersPage ssr=SsrMode::Async/>
+                    <Route path=(StaticSegment("admin"), StaticSegment("audit")) view=AdminAuditPage ssr=SsrMode::Async/>
                 </Routes>
             </Layout>
         </Router>

@@ -2,8 +2,12 @@
 //! errors into [`AppError`](crate::model::AppError). Their URLs live under
 //! `/rpc/` with fixed names so that middleware and logs can refer to them.
 
+mod admin;
+mod identity;
 mod status;
 
+pub use admin::*;
+pub use identity::*;
 pub use status::*;
 
 /// The application state that the server provided to this request.
@@ -15,4 +19,13 @@ pub(crate) fn app_state() -> Result<crate::domain::AppState, crate::model::AppEr
             reference: "missing-state".into(),
         }
     })
+}
+
+/// The signed-in caller of this request, or `Unauthorized`.
+#[cfg(feature = "ssr")]
+pub(crate) fn actor() -> Result<crate::domain::Actor, crate::model::AppError> {
+    use leptos::prelude::use_context;
+    use_context::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<crate::domain::Actor>().cloned())
+        .ok_or(crate::model::AppError::Unauthorized)
 }

@@ -4,15 +4,27 @@ use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::use_location;
 
-use crate::api::get_about;
-use crate::model::Profile;
+use crate::api::{get_about, whoami};
+use crate::model::{Profile, User};
 
-/// Navigation entries: only pages that exist.
-const NAV: &[(&str, &str)] = &[("/", "Home"), ("/status", "Status")];
+/// Navigation entries for who is looking: only pages that exist and that
+/// this person may open.
+fn nav_for(user: Option<&User>) -> Vec<(&'static str, &'static str)> {
+    let mut nav = vec![("/", "Home")];
+    if let Some(u) = user {
+        nav.push(("/teams", "My teams"));
+        if u.is_admin {
+            nav.push(("/admin/teams", "Admin"));
+        }
+    }
+    nav.push(("/status", "Status"));
+    nav
+}
 
 #[component]
 pub fn Layout(children: Children) -> impl IntoView {
     let about = Resource::new(|| (), |_| get_about());
+    let user = Resource::new(|| (), |_| whoami());
 
     view! {
         <div class="min-h-full flex flex-col">
@@ -22,16 +34,34 @@ pub fn Layout(children: Children) -> impl IntoView {
                         <img src="/favicon.svg" alt="" class="h-7 w-7"/>
                         "Corral"
                     </a>
-                    <nav aria-label="Main" class="flex items-center gap-1 text-sm">
-                        {NAV.iter().map(|(href, label)| view! { <NavLink href=*href label=*label/> }).collect_view()}
-                    </nav>
-                    <div class="ml-auto text-xs">
-                        <Transition fallback=|| ()>
-                            {move || Suspend::new(async move {
-                                about.await.ok().map(|a| view! { <ProfileBadge profile=a.profile version=a.version/> })
-                            })}
-                        </Transition>
-                    </div>
+                    <Transition fallback=|| ()>
+                        {move || Suspend::new(async move {
+                            let me = user.await.ok().flatten();
+                            let nav = nav_for(me.as_ref());
+                            view! {
+                                <nav aria-label="Main" class="flex items-center gap-1 text-sm">
+                                    {nav.into_iter().map(|(href, label)| view! { <NavLink href=href label=label/> }).collect_view()}
+                                    <a href="/api/docs" rel="external" class="rounded-md px-3 py-2 text-slate-300 hover:bg-slate-800 hover:text-white">"API"</a>
+                                </nav>
+                                <div class="ml-auto flex items-center gap-4 text-xs">
+                                    {move || Suspend::new(async move {
+                                        about.await.ok().map(|a| view! { <ProfileBadge profile=a.profile version=a.version/> })
+                                    })}
+                                    {match me {
+                                        Some(u) => view! {
+                                            <span class="text-slate-300" data-testid="signed-in-as">{u.display_name}</span>
+                                            <form method="post" action="/auth/logout">
+                                                <button type="submit" data-testid="sign-out" class="rounded-md px-3 py-1.5 text-slate-300 ring-1 ring-slate-700 hover:bg-slate-800 hover:text-white">"Sign out"</button>
+                                            </form>
+                                        }.into_any(),
+                                        None => view! {
+                                            <a href="/signin" data-testid="sign-in" class="rounded-md bg-white/10 px-3 py-1.5 font-medium text-white hover:bg-white/20">"Sign in"</a>
+                                        }.into_any(),
+                                    }}
+                                </div>
+                            }
+                        })}
+                    </Transition>
                 </div>
             </header>
             <main class="flex-1">

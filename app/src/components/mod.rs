@@ -2,4 +2,5 @@
 
 pub mod error;
 pub mod layout;
+pub mod role_badge;
 pub mod state_badge;

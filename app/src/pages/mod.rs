@@ -1,5 +1,8 @@
 //! One module per page.
 
+pub mod admin;
 pub mod home;
 pub mod not_found;
+pub mod signin;
 pub mod status;
+pub mod teams;
