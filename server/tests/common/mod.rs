@@ -1,5 +1,6 @@
 //! A `TestApp`: the real router over a real (per-test) database, driven with
 //! `tower::ServiceExt::oneshot`.
+#![allow(dead_code, reason = "shared by several test crates, each using a part")]
 
 use std::sync::Arc;
 
@@ -18,6 +19,8 @@ use server::telemetry::Metrics;
 use sqlx::PgPool;
 use tower::ServiceExt;
 
+pub mod idp;
+
 /// The origin the test app believes it is served from.
 pub const ORIGIN: &str = "http://127.0.0.1:3000";
 
@@ -27,12 +30,29 @@ pub struct TestApp {
 
 impl TestApp {
     pub fn new(db: PgPool) -> Self {
+        Self::build(db, None)
+    }
+
+    /// With sign-in through the given test IdP.
+    pub fn with_idp(db: PgPool, idp: &idp::Idp) -> Self {
+        Self::build(db, Some(&idp.issuer))
+    }
+
+    fn build(db: PgPool, issuer: Option<&str>) -> Self {
+        let oidc = issuer.map(|issuer| {
+            let settings = server::settings::Settings::load_from([
+                ("CORRAL_OIDC__ISSUER".to_owned(), issuer.to_owned()),
+                ("CORRAL_OIDC__CLIENT_SECRET".to_owned(), "corral-dev-secret".to_owned()),
+            ])
+            .unwrap();
+            server::auth::oidc::Oidc::new(&settings.oidc, settings.oidc.issuer.as_ref().unwrap()).unwrap()
+        });
         let leptos_options = LeptosOptions::builder()
             .output_name("corral")
             .site_root("target/site")
             .build();
         let auth = Arc::new(Auth {
-            oidc: None,
+            oidc,
             dev_sign_in: true,
             public_url: ORIGIN.into(),
             absolute_timeout: Duration::from_secs(3600),
@@ -45,7 +65,7 @@ impl TestApp {
                     profile: Profile::Local,
                     version: env!("CARGO_PKG_VERSION"),
                     dev_sign_in: true,
-                    oidc: false,
+                    oidc: issuer.is_some(),
                 }),
                 probes: server::probes(&auth),
             },
@@ -65,6 +85,37 @@ impl TestApp {
     pub async fn get(&self, uri: &str) -> (Response<Body>, String) {
         self.send(Request::get(uri).body(Body::empty()).unwrap())
             .await
+    }
+
+    /// A GET with the given session cookie.
+    pub async fn get_as(&self, uri: &str, cookie: &str) -> (Response<Body>, String) {
+        self.send(Request::get(uri).header("cookie", cookie).body(Body::empty()).unwrap())
+            .await
+    }
+
+    /// A same-origin JSON request with the given session cookie.
+    pub async fn json_as(&self, method: &str, uri: &str, cookie: &str, body: serde_json::Value) -> (Response<Body>, String) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("cookie", cookie)
+            .header("origin", ORIGIN)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        self.send(req).await
+    }
+
+    /// Signs in with the development sign-in; returns the session cookie.
+    pub async fn dev_sign_in(&self, username: &str) -> String {
+        let req = Request::post("/auth/dev")
+            .header("origin", ORIGIN)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(format!("username={username}&next=/teams")))
+            .unwrap();
+        let (res, body) = self.send(req).await;
+        assert_eq!(res.status(), axum::http::StatusCode::SEE_OTHER, "dev sign-in as {username}: {body}");
+        idp::session_cookie(&res).expect("a session cookie")
     }
 
     pub async fn send(&self, req: Request<Body>) -> (Response<Body>, String) {
