@@ -131,6 +131,7 @@ pub fn router(state: ServerState) -> Router {
         .merge(rest)
         .leptos_routes_with_context(&state, routes, context.clone(), move || app::shell(leptos_options.clone()))
         .fallback(leptos_axum::file_and_error_handler_with_context::<ServerState, _>(context, app::shell))
+        .layer(axum::middleware::from_fn(rpc_error_status))
         .layer(axum::middleware::from_fn(auth::require_sign_in))
         .layer(axum::middleware::from_fn_with_state(state.auth.clone(), auth::csrf_guard))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::resolve_actor))
@@ -194,4 +195,25 @@ fn panic_response(_err: Box<dyn std::any::Any + Send + 'static>) -> Response<Bod
         .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
         .body(Body::from(include_str!("../assets/500.html")))
         .expect("static response is valid")
+}
+
+/// Server functions answer every error with 500; this gives each the status
+/// its [`app::model::AppError`] stands for (403, 404, 422, …), so clients,
+/// logs and metrics see what happened.
+pub async fn rpc_error_status(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let is_rpc = req.uri().path().starts_with("/rpc/");
+    let res = next.run(req).await;
+    if !is_rpc || res.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return Response::from_parts(parts, Body::from("error body too large"));
+    };
+    if let Ok(e) = serde_json::from_slice::<app::model::AppError>(&bytes)
+        && let Ok(status) = StatusCode::from_u16(e.status_code())
+    {
+        parts.status = status;
+    }
+    Response::from_parts(parts, Body::from(bytes))
 }

@@ -1,0 +1,185 @@
+//! The authorization matrix, generated from the route lists: every REST
+//! operation in the OpenAPI document and every registered server function
+//! is called by a member of team A against team B and by a non-admin against
+//! admin operations. A new route or server function that is not classified
+//! here fails the test, so none can skip it.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{ORIGIN, TestApp};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+/// What a server function may reveal, and to whom.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// Anyone, signed in or not; reveals nothing team-scoped.
+    Public,
+    /// The sign-in page's options: public, and under the local profile it
+    /// lists the fixed development personas (not stored data).
+    SignIn,
+    /// Only the caller's own data.
+    OwnData,
+    /// Takes a team slug; members of other teams get 403/404.
+    TeamScoped,
+    /// Platform admins only.
+    Admin,
+}
+
+/// Every server function, classified, with form arguments aimed at team-b.
+fn server_functions() -> BTreeMap<&'static str, (Kind, &'static str)> {
+    BTreeMap::from([
+        ("/rpc/check_status", (Kind::Public, "")),
+        ("/rpc/about", (Kind::Public, "")),
+        ("/rpc/whoami", (Kind::OwnData, "")),
+        ("/rpc/sign_in_options", (Kind::SignIn, "")),
+        ("/rpc/my_teams", (Kind::OwnData, "")),
+        ("/rpc/team_detail", (Kind::TeamScoped, "slug=team-b")),
+        ("/rpc/admin_teams", (Kind::Admin, "")),
+        ("/rpc/admin_create_team", (Kind::Admin, "team[slug]=evil&team[name]=Evil")),
+        ("/rpc/admin_update_team", (Kind::Admin, "slug=team-b&patch[name]=Owned")),
+        ("/rpc/admin_users", (Kind::Admin, "")),
+        ("/rpc/admin_audit", (Kind::Admin, "filter[team]=team-b")),
+    ])
+}
+
+async fn call_rpc(app: &TestApp, path: &str, cookie: &str, args: &str) -> (StatusCode, String) {
+    let req = Request::post(path)
+        .header("cookie", cookie)
+        .header("origin", ORIGIN)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "application/json")
+        .body(Body::from(args.to_owned()))
+        .unwrap();
+    let (res, body) = app.send(req).await;
+    (res.status(), body)
+}
+
+#[sqlx::test(migrator = "app::MIGRATOR")]
+async fn every_server_function_keeps_team_b_from_a_member_of_team_a(db: PgPool) {
+    let app = TestApp::new(db);
+    // mia is in team-a and team-b, which makes team-b exist; olu is in team-a only.
+    app.dev_sign_in("mia").await;
+    let olu = app.dev_sign_in("olu").await;
+
+    let classified = server_functions();
+    let registered: Vec<&str> = leptos::server_fn::axum::server_fn_paths().map(|(p, _)| p).collect();
+    for path in &registered {
+        assert!(classified.contains_key(path), "server function {path} is not classified in the authorization matrix");
+    }
+    for (path, (kind, args)) in &classified {
+        assert!(registered.contains(path), "{path} is classified but not registered");
+        let (status, body) = call_rpc(&app, path, &olu, args).await;
+        match kind {
+            Kind::Public | Kind::OwnData => {
+                assert_eq!(status, StatusCode::OK, "{path}: {body}");
+                assert!(!body.contains("team-b"), "{path} leaked team-b to a member of team-a: {body}");
+            }
+            Kind::SignIn => assert_eq!(status, StatusCode::OK, "{path}: {body}"),
+            Kind::TeamScoped => {
+                assert!(matches!(status, StatusCode::NOT_FOUND | StatusCode::FORBIDDEN), "{path}: {status} {body}");
+                assert!(!body.contains("Mia"), "{path} leaked team-b's members: {body}");
+            }
+            Kind::Admin => {
+                assert!(matches!(status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND), "{path}: {status} {body}");
+            }
+        }
+    }
+    // Nothing changed on the way.
+    let ada = app.dev_sign_in("ada").await;
+    let (_, body) = app.get_as("/api/v1/teams/team-b", &ada).await;
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["name"], "team-b");
+    let (res, _) = app.get_as("/api/v1/teams/evil", &ada).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+#[sqlx::test(migrator = "app::MIGRATOR")]
+async fn every_rest_operation_keeps_team_b_from_a_member_of_team_a(db: PgPool) {
+    let app = TestApp::new(db);
+    app.dev_sign_in("mia").await;
+    let olu = app.dev_sign_in("olu").await;
+    let (_, openapi) = server::rest::routes();
+
+    let mut checked = 0;
+    for (path, item) in &openapi.paths.paths {
+        let ops = [
+            ("GET", &item.get),
+            ("POST", &item.post),
+            ("PUT", &item.put),
+            ("PATCH", &item.patch),
+            ("DELETE", &item.delete),
+        ];
+        for (method, op) in ops {
+            let Some(op) = op else { continue };
+            let admin = op.tags.as_ref().is_some_and(|t| t.iter().any(|t| t == "admin"));
+            let team_scoped = path.contains("{slug}");
+            let uri = path.replace("{slug}", "team-b");
+            let body = match method {
+                "POST" => json!({ "slug": "evil", "name": "Evil" }),
+                "PATCH" | "PUT" => json!({ "name": "Owned" }),
+                _ => Value::Null,
+            };
+            let (res, text) = if method == "GET" {
+                app.get_as(&uri, &olu).await
+            } else {
+                app.json_as(method, &uri, &olu, body).await
+            };
+            let status = res.status();
+            if admin {
+                assert!(matches!(status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND), "{method} {path}: {status} {text}");
+            } else if team_scoped {
+                assert!(matches!(status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND), "{method} {path}: {status} {text}");
+                assert!(!text.contains("Mia"), "{method} {path} leaked team-b: {text}");
+            } else {
+                assert_eq!(status, StatusCode::OK, "{method} {path}: {text}");
+                assert!(!text.contains("team-b"), "{method} {path} leaked team-b: {text}");
+            }
+            if status.is_client_error() {
+                assert_eq!(res.headers()["content-type"], "application/problem+json", "{method} {path}");
+            }
+            // Signed out: 401 everywhere.
+            let (res, _) = if method == "GET" {
+                app.get(&uri).await
+            } else {
+                app.json_as(method, &uri, "", json!({})).await
+            };
+            assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{method} {path} without a session");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 6, "only {checked} operations found");
+}
+
+#[sqlx::test(migrator = "app::MIGRATOR")]
+async fn admin_pages_are_not_shown_to_non_admins(db: PgPool) {
+    let app = TestApp::new(db);
+    let olu = app.dev_sign_in("olu").await;
+    for page in ["/admin/teams", "/admin/users", "/admin/audit"] {
+        let (res, body) = app.get_as(page, &olu).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{page}");
+        assert!(!body.contains("data-testid=\"admin-"), "{page} rendered admin data");
+    }
+    let (_, home) = app.get_as("/", &olu).await;
+    assert!(!home.contains("href=\"/admin"), "no admin links for non-admins");
+    let ada = app.dev_sign_in("ada").await;
+    let (res, home) = app.get_as("/", &ada).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(home.contains("href=\"/admin/teams\""), "admins see the admin link");
+    let (res, _) = app.get_as("/admin/audit", &ada).await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[sqlx::test(migrator = "app::MIGRATOR")]
+async fn protected_pages_redirect_to_sign_in_when_signed_out(db: PgPool) {
+    let app = TestApp::new(db);
+    for page in ["/teams", "/teams/team-a", "/admin/teams"] {
+        let (res, _) = app.get(page).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{page}");
+        let to = res.headers()["location"].to_str().unwrap();
+        assert!(to.starts_with("/signin?next=%2F"), "{page} → {to}");
+    }
+}
