@@ -25,7 +25,6 @@ pub fn StatusPage() -> impl IntoView {
                 type="button"
                 data-testid="recheck"
                 class="inline-flex items-center gap-2 rounded-md bg-indigo-600 px-4 py-2 text-sm font-medium text-white shadow-sm hover:bg-indigo-500 disabled:opacity-60"
-                disabled=move || report.get().is_none()
                 on:click=move |_| checks.update(|n| *n += 1)
             >
                 "Re-check now"
