@@ -10,7 +10,9 @@ use leptos_router::{
 use crate::components::layout::Layout;
 use crate::pages::admin::{AdminAuditPage, AdminTeamPage, AdminTeamsPage, AdminUsersPage};
 use crate::pages::teams::{TeamPage, TeamsPage};
-use crate::pages::{home::HomePage, not_found::NotFoundPage, signin::SignInPage, status::StatusPage};
+use crate::pages::{
+    home::HomePage, not_found::NotFoundPage, signin::SignInPage, status::StatusPage,
+};
 
 /// The whole HTML document, rendered on the server for every page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {

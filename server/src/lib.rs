@@ -89,7 +89,9 @@ struct IdpProbe(Arc<Auth>);
 impl Probe for IdpProbe {
     fn check(
         &self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = app::model::DependencyStatus> + Send + '_>> {
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = app::model::DependencyStatus> + Send + '_>,
+    > {
         Box::pin(async move {
             match &self.0.oidc {
                 Some(oidc) => oidc.check().await,
@@ -129,12 +131,23 @@ pub fn router(state: ServerState) -> Router {
         .route("/auth/logout", post(auth::oidc::logout))
         .route("/auth/dev", post(auth::dev::sign_in))
         .merge(rest)
-        .leptos_routes_with_context(&state, routes, context.clone(), move || app::shell(leptos_options.clone()))
-        .fallback(leptos_axum::file_and_error_handler_with_context::<ServerState, _>(context, app::shell))
+        .leptos_routes_with_context(&state, routes, context.clone(), move || {
+            app::shell(leptos_options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            ServerState,
+            _,
+        >(context, app::shell))
         .layer(axum::middleware::from_fn(rpc_error_status))
         .layer(axum::middleware::from_fn(auth::require_sign_in))
-        .layer(axum::middleware::from_fn_with_state(state.auth.clone(), auth::csrf_guard))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::resolve_actor))
+        .layer(axum::middleware::from_fn_with_state(
+            state.auth.clone(),
+            auth::csrf_guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::resolve_actor,
+        ))
         .layer(
             SessionManagerLayer::new(PostgresStore::new(state.app.db.clone()))
                 .with_name(auth::SESSION_COOKIE)
@@ -144,7 +157,8 @@ pub fn router(state: ServerState) -> Router {
                 .with_same_site(SameSite::Lax)
                 .with_path("/")
                 .with_expiry(Expiry::OnInactivity(
-                    time::Duration::try_from(state.sessions.idle_timeout).unwrap_or(time::Duration::hours(8)),
+                    time::Duration::try_from(state.sessions.idle_timeout)
+                        .unwrap_or(time::Duration::hours(8)),
                 )),
         )
         .with_state(state.clone());
@@ -200,7 +214,10 @@ fn panic_response(_err: Box<dyn std::any::Any + Send + 'static>) -> Response<Bod
 /// Server functions answer every error with 500; this gives each the status
 /// its [`app::model::AppError`] stands for (403, 404, 422, …), so clients,
 /// logs and metrics see what happened.
-pub async fn rpc_error_status(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+pub async fn rpc_error_status(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let is_rpc = req.uri().path().starts_with("/rpc/");
     let res = next.run(req).await;
     if !is_rpc || res.status() != StatusCode::INTERNAL_SERVER_ERROR {

@@ -39,14 +39,18 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         .leptos_options;
     let db = server::database::connect_and_migrate(&settings).await?;
     let oidc = match &settings.oidc.issuer {
-        Some(issuer) => Some(server::auth::oidc::Oidc::new(&settings.oidc, issuer).map_err(anyhow::Error::msg)?),
+        Some(issuer) => Some(
+            server::auth::oidc::Oidc::new(&settings.oidc, issuer).map_err(anyhow::Error::msg)?,
+        ),
         None => None,
     };
     let auth = Arc::new(Auth {
         oidc,
         dev_sign_in: settings.dev_sign_in(),
         public_url: settings.public_url(),
-        absolute_timeout: Duration::from_secs(u64::from(settings.session.absolute_timeout_hours) * 3600),
+        absolute_timeout: Duration::from_secs(
+            u64::from(settings.session.absolute_timeout_hours) * 3600,
+        ),
     });
     let state = ServerState {
         app: AppState {
@@ -63,16 +67,23 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         auth,
         metrics: Metrics::new(),
         sessions: SessionConfig {
-            key: SessionConfig::key_from(settings.session.secret.as_ref().map(|s| s.expose_secret())),
+            key: SessionConfig::key_from(
+                settings.session.secret.as_ref().map(|s| s.expose_secret()),
+            ),
             secure: settings.profile == app::model::Profile::Production,
-            idle_timeout: Duration::from_secs(u64::from(settings.session.idle_timeout_minutes) * 60),
+            idle_timeout: Duration::from_secs(
+                u64::from(settings.session.idle_timeout_minutes) * 60,
+            ),
         },
     };
     // Expired sessions are deleted hourly.
     let store = tower_sessions_sqlx_store::PostgresStore::new(db);
     tokio::spawn(async move {
         use tower_sessions::ExpiredDeletion;
-        if let Err(e) = store.continuously_delete_expired(Duration::from_secs(3600)).await {
+        if let Err(e) = store
+            .continuously_delete_expired(Duration::from_secs(3600))
+            .await
+        {
             tracing::warn!(error = %e, "expired-session cleanup stopped");
         }
     });

@@ -40,8 +40,14 @@ fn server_functions() -> BTreeMap<&'static str, (Kind, &'static str)> {
         ("/rpc/my_teams", (Kind::OwnData, "")),
         ("/rpc/team_detail", (Kind::TeamScoped, "slug=team-b")),
         ("/rpc/admin_teams", (Kind::Admin, "")),
-        ("/rpc/admin_create_team", (Kind::Admin, "team[slug]=evil&team[name]=Evil")),
-        ("/rpc/admin_update_team", (Kind::Admin, "slug=team-b&patch[name]=Owned")),
+        (
+            "/rpc/admin_create_team",
+            (Kind::Admin, "team[slug]=evil&team[name]=Evil"),
+        ),
+        (
+            "/rpc/admin_update_team",
+            (Kind::Admin, "slug=team-b&patch[name]=Owned"),
+        ),
         ("/rpc/admin_users", (Kind::Admin, "")),
         ("/rpc/admin_audit", (Kind::Admin, "filter[team]=team-b")),
     ])
@@ -67,32 +73,55 @@ async fn every_server_function_keeps_team_b_from_a_member_of_team_a(db: PgPool) 
     let olu = app.dev_sign_in("olu").await;
 
     let classified = server_functions();
-    let registered: Vec<&str> = leptos::server_fn::axum::server_fn_paths().map(|(p, _)| p).collect();
+    let registered: Vec<&str> = leptos::server_fn::axum::server_fn_paths()
+        .map(|(p, _)| p)
+        .collect();
     for path in &registered {
-        assert!(classified.contains_key(path), "server function {path} is not classified in the authorization matrix");
+        assert!(
+            classified.contains_key(path),
+            "server function {path} is not classified in the authorization matrix"
+        );
     }
     for (path, (kind, args)) in &classified {
-        assert!(registered.contains(path), "{path} is classified but not registered");
+        assert!(
+            registered.contains(path),
+            "{path} is classified but not registered"
+        );
         let (status, body) = call_rpc(&app, path, &olu, args).await;
         match kind {
             Kind::Public | Kind::OwnData => {
                 assert_eq!(status, StatusCode::OK, "{path}: {body}");
-                assert!(!body.contains("team-b"), "{path} leaked team-b to a member of team-a: {body}");
+                assert!(
+                    !body.contains("team-b"),
+                    "{path} leaked team-b to a member of team-a: {body}"
+                );
             }
             Kind::SignIn => assert_eq!(status, StatusCode::OK, "{path}: {body}"),
             Kind::TeamScoped => {
-                assert!(matches!(status, StatusCode::NOT_FOUND | StatusCode::FORBIDDEN), "{path}: {status} {body}");
-                assert!(!body.contains("Mia"), "{path} leaked team-b's members: {body}");
+                assert!(
+                    matches!(status, StatusCode::NOT_FOUND | StatusCode::FORBIDDEN),
+                    "{path}: {status} {body}"
+                );
+                assert!(
+                    !body.contains("Mia"),
+                    "{path} leaked team-b's members: {body}"
+                );
             }
             Kind::Admin => {
-                assert!(matches!(status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND), "{path}: {status} {body}");
+                assert!(
+                    matches!(status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND),
+                    "{path}: {status} {body}"
+                );
             }
         }
     }
     // Nothing changed on the way.
     let ada = app.dev_sign_in("ada").await;
     let (_, body) = app.get_as("/api/v1/teams/team-b", &ada).await;
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["name"], "team-b");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["name"],
+        "team-b"
+    );
     let (res, _) = app.get_as("/api/v1/teams/evil", &ada).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
@@ -115,7 +144,10 @@ async fn every_rest_operation_keeps_team_b_from_a_member_of_team_a(db: PgPool) {
         ];
         for (method, op) in ops {
             let Some(op) = op else { continue };
-            let admin = op.tags.as_ref().is_some_and(|t| t.iter().any(|t| t == "admin"));
+            let admin = op
+                .tags
+                .as_ref()
+                .is_some_and(|t| t.iter().any(|t| t == "admin"));
             let team_scoped = path.contains("{slug}");
             let uri = path.replace("{slug}", "team-b");
             let body = match method {
@@ -130,16 +162,32 @@ async fn every_rest_operation_keeps_team_b_from_a_member_of_team_a(db: PgPool) {
             };
             let status = res.status();
             if admin {
-                assert!(matches!(status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND), "{method} {path}: {status} {text}");
+                assert!(
+                    matches!(status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND),
+                    "{method} {path}: {status} {text}"
+                );
             } else if team_scoped {
-                assert!(matches!(status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND), "{method} {path}: {status} {text}");
-                assert!(!text.contains("Mia"), "{method} {path} leaked team-b: {text}");
+                assert!(
+                    matches!(status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND),
+                    "{method} {path}: {status} {text}"
+                );
+                assert!(
+                    !text.contains("Mia"),
+                    "{method} {path} leaked team-b: {text}"
+                );
             } else {
                 assert_eq!(status, StatusCode::OK, "{method} {path}: {text}");
-                assert!(!text.contains("team-b"), "{method} {path} leaked team-b: {text}");
+                assert!(
+                    !text.contains("team-b"),
+                    "{method} {path} leaked team-b: {text}"
+                );
             }
             if status.is_client_error() {
-                assert_eq!(res.headers()["content-type"], "application/problem+json", "{method} {path}");
+                assert_eq!(
+                    res.headers()["content-type"],
+                    "application/problem+json",
+                    "{method} {path}"
+                );
             }
             // Signed out: 401 everywhere.
             let (res, _) = if method == "GET" {
@@ -147,7 +195,11 @@ async fn every_rest_operation_keeps_team_b_from_a_member_of_team_a(db: PgPool) {
             } else {
                 app.json_as(method, &uri, "", json!({})).await
             };
-            assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{method} {path} without a session");
+            assert_eq!(
+                res.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} without a session"
+            );
             checked += 1;
         }
     }
@@ -161,14 +213,23 @@ async fn admin_pages_are_not_shown_to_non_admins(db: PgPool) {
     for page in ["/admin/teams", "/admin/users", "/admin/audit"] {
         let (res, body) = app.get_as(page, &olu).await;
         assert_eq!(res.status(), StatusCode::FORBIDDEN, "{page}");
-        assert!(!body.contains("data-testid=\"admin-"), "{page} rendered admin data");
+        assert!(
+            !body.contains("data-testid=\"admin-"),
+            "{page} rendered admin data"
+        );
     }
     let (_, home) = app.get_as("/", &olu).await;
-    assert!(!home.contains("href=\"/admin"), "no admin links for non-admins");
+    assert!(
+        !home.contains("href=\"/admin"),
+        "no admin links for non-admins"
+    );
     let ada = app.dev_sign_in("ada").await;
     let (res, home) = app.get_as("/", &ada).await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(home.contains("href=\"/admin/teams\""), "admins see the admin link");
+    assert!(
+        home.contains("href=\"/admin/teams\""),
+        "admins see the admin link"
+    );
     let (res, _) = app.get_as("/admin/audit", &ada).await;
     assert_eq!(res.status(), StatusCode::OK);
 }

@@ -11,7 +11,10 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 async fn user_count(db: &PgPool) -> i64 {
-    sqlx::query_scalar::<_, i64>("SELECT count(*) FROM users").fetch_one(db).await.unwrap()
+    sqlx::query_scalar::<_, i64>("SELECT count(*) FROM users")
+        .fetch_one(db)
+        .await
+        .unwrap()
 }
 
 #[sqlx::test(migrator = "app::MIGRATOR")]
@@ -28,7 +31,12 @@ async fn signing_in_through_the_idp_creates_the_user_and_team_memberships(db: Pg
     let me: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(me["user"]["username"], "mia");
     assert_eq!(me["user"]["is_admin"], false);
-    let teams: Vec<&str> = me["teams"].as_array().unwrap().iter().map(|t| t["slug"].as_str().unwrap()).collect();
+    let teams: Vec<&str> = me["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["slug"].as_str().unwrap())
+        .collect();
     assert_eq!(teams, ["team-a", "team-b"]);
 }
 
@@ -38,7 +46,10 @@ async fn the_admin_role_and_owner_groups_come_from_the_idp(db: PgPool) {
     let app = TestApp::with_idp(db.clone(), &idp);
     let (_, _, ada) = idp.sign_in(&app, "ada", "ada-pw").await;
     let (_, body) = app.get_as("/api/v1/me", &ada).await;
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["user"]["is_admin"], true);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["user"]["is_admin"],
+        true
+    );
 
     let (_, _, olu) = idp.sign_in(&app, "olu", "olu-pw").await;
     let (_, body) = app.get_as("/api/v1/teams/team-a", &olu).await;
@@ -57,13 +68,20 @@ async fn a_group_removed_in_the_idp_ends_the_membership_at_next_sign_in_and_is_a
     let (_, _, mia) = idp.sign_in(&app, "mia", "mia-pw").await;
     let (_, body) = app.get_as("/api/v1/me", &mia).await;
     let me: Value = serde_json::from_str(&body).unwrap();
-    let teams: Vec<&str> = me["teams"].as_array().unwrap().iter().map(|t| t["slug"].as_str().unwrap()).collect();
+    let teams: Vec<&str> = me["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["slug"].as_str().unwrap())
+        .collect();
     assert_eq!(teams, ["team-a"]);
     let (res, _) = app.get_as("/api/v1/teams/team-b", &mia).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 
     let (_, _, ada) = idp.sign_in(&app, "ada", "ada-pw").await;
-    let (res, body) = app.get_as("/api/v1/audit?action=membership.removed", &ada).await;
+    let (res, body) = app
+        .get_as("/api/v1/audit?action=membership.removed", &ada)
+        .await;
     assert_eq!(res.status(), StatusCode::OK, "{body}");
     let audit: Value = serde_json::from_str(&body).unwrap();
     let entry = &audit["items"][0];
@@ -87,10 +105,17 @@ async fn tampered_id_tokens_are_refused_with_a_clear_page_and_nothing_is_written
         let (res, body, cookie) = idp.sign_in(&app, "mia", "mia-pw").await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{mode}: {body}");
         assert!(body.contains("Sign-in refused"), "{mode}: {body}");
-        assert!(body.to_lowercase().contains(expect), "{mode} named in: {body}");
+        assert!(
+            body.to_lowercase().contains(expect),
+            "{mode} named in: {body}"
+        );
         assert_eq!(user_count(&db).await, 0, "{mode}: no user written");
         let (res, _) = app.get_as("/api/v1/me", &cookie).await;
-        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{mode}: not signed in");
+        assert_eq!(
+            res.status(),
+            StatusCode::UNAUTHORIZED,
+            "{mode}: not signed in"
+        );
     }
     // And an untampered token still works.
     let (res, _, _) = idp.sign_in(&app, "mia", "mia-pw").await;
@@ -104,7 +129,9 @@ async fn a_callback_with_a_forged_state_is_refused(db: PgPool) {
     let app = TestApp::with_idp(db.clone(), &idp);
     let (res, _) = app.get("/auth/login").await;
     let cookie = common::idp::session_cookie(&res).unwrap();
-    let (res, body) = app.get_as("/auth/callback?code=x&state=forged", &cookie).await;
+    let (res, body) = app
+        .get_as("/auth/callback?code=x&state=forged", &cookie)
+        .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{body}");
     assert!(body.contains("state"), "{body}");
     assert_eq!(user_count(&db).await, 0);
@@ -123,7 +150,10 @@ async fn signing_out_ends_the_session_on_the_server_and_at_the_idp(db: PgPool) {
     let (res, _) = app.send(req).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let to = location(&res);
-    assert!(to.starts_with(&format!("{}/protocol/openid-connect/logout", idp.issuer)), "{to}");
+    assert!(
+        to.starts_with(&format!("{}/protocol/openid-connect/logout", idp.issuer)),
+        "{to}"
+    );
     assert!(to.contains("id_token_hint="), "{to}");
     // The old cookie is worthless now.
     let (res, _) = app.get_as("/api/v1/me", &cookie).await;

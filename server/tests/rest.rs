@@ -15,14 +15,29 @@ async fn bad_input_is_a_problem_naming_the_field_and_changes_nothing(db: PgPool)
     let cases = [
         (json!({ "slug": "Bad Slug", "name": "x" }), "slug"),
         (json!({ "slug": "ok-slug", "name": "   " }), "name"),
-        (json!({ "slug": "ok-slug", "name": "x", "idp_group": "no-slash" }), "idp_group"),
-        (json!({ "slug": "ok-slug", "name": "x", "description": "d".repeat(501) }), "description"),
-        (json!({ "slug": "ok-slug", "name": "x", "colour": "red" }), "body"),
+        (
+            json!({ "slug": "ok-slug", "name": "x", "idp_group": "no-slash" }),
+            "idp_group",
+        ),
+        (
+            json!({ "slug": "ok-slug", "name": "x", "description": "d".repeat(501) }),
+            "description",
+        ),
+        (
+            json!({ "slug": "ok-slug", "name": "x", "colour": "red" }),
+            "body",
+        ),
         (json!({ "name": "x" }), "body"),
     ];
     for (body, field) in cases {
-        let (res, text) = app.json_as("POST", "/api/v1/teams", &ada, body.clone()).await;
-        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}: {text}");
+        let (res, text) = app
+            .json_as("POST", "/api/v1/teams", &ada, body.clone())
+            .await;
+        assert_eq!(
+            res.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {text}"
+        );
         assert_eq!(res.headers()["content-type"], "application/problem+json");
         let problem: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(problem["field"], field, "{body}: {text}");
@@ -39,15 +54,23 @@ async fn bad_input_is_a_problem_naming_the_field_and_changes_nothing(db: PgPool)
 async fn creating_a_team_twice_is_a_conflict_and_both_changes_are_audited(db: PgPool) {
     let app = TestApp::new(db);
     let ada = app.dev_sign_in("ada").await;
-    let new = json!({ "slug": "research", "name": "Research", "description": "Models for research" });
-    let (res, text) = app.json_as("POST", "/api/v1/teams", &ada, new.clone()).await;
+    let new =
+        json!({ "slug": "research", "name": "Research", "description": "Models for research" });
+    let (res, text) = app
+        .json_as("POST", "/api/v1/teams", &ada, new.clone())
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED, "{text}");
     let (res, text) = app.json_as("POST", "/api/v1/teams", &ada, new).await;
     assert_eq!(res.status(), StatusCode::CONFLICT, "{text}");
     assert!(text.contains("research"), "{text}");
 
     let (res, text) = app
-        .json_as("PATCH", "/api/v1/teams/research", &ada, json!({ "description": "Now with GPUs" }))
+        .json_as(
+            "PATCH",
+            "/api/v1/teams/research",
+            &ada,
+            json!({ "description": "Now with GPUs" }),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::OK, "{text}");
     let team: Value = serde_json::from_str(&text).unwrap();
@@ -56,10 +79,18 @@ async fn creating_a_team_twice_is_a_conflict_and_both_changes_are_audited(db: Pg
 
     let (_, text) = app.get_as("/api/v1/audit?team=research", &ada).await;
     let audit: Value = serde_json::from_str(&text).unwrap();
-    let actions: Vec<&str> = audit["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
     assert_eq!(actions, ["team.updated", "team.created"]);
     assert_eq!(audit["items"][0]["actor"], "ada");
-    assert_eq!(audit["items"][0]["before"]["description"], "Models for research");
+    assert_eq!(
+        audit["items"][0]["before"]["description"],
+        "Models for research"
+    );
     assert_eq!(audit["items"][0]["after"]["description"], "Now with GPUs");
     assert!(audit["items"][0]["request_id"].is_string());
 }
@@ -70,7 +101,12 @@ async fn lists_page_with_a_cursor_until_the_end(db: PgPool) {
     let ada = app.dev_sign_in("ada").await;
     for i in 0..5 {
         let (res, _) = app
-            .json_as("POST", "/api/v1/teams", &ada, json!({ "slug": format!("t{i}"), "name": format!("T{i}") }))
+            .json_as(
+                "POST",
+                "/api/v1/teams",
+                &ada,
+                json!({ "slug": format!("t{i}"), "name": format!("T{i}") }),
+            )
             .await;
         assert_eq!(res.status(), StatusCode::CREATED);
     }
@@ -90,10 +126,22 @@ async fn lists_page_with_a_cursor_until_the_end(db: PgPool) {
     }
     assert_eq!(seen, ["platform", "t0", "t1", "t2", "t3", "t4"]);
 
-    for bad in ["/api/v1/teams?limit=0", "/api/v1/teams?limit=201", "/api/v1/teams?limit=abc", "/api/v1/audit?cursor=zzz"] {
+    for bad in [
+        "/api/v1/teams?limit=0",
+        "/api/v1/teams?limit=201",
+        "/api/v1/teams?limit=abc",
+        "/api/v1/audit?cursor=zzz",
+    ] {
         let (res, text) = app.get_as(bad, &ada).await;
-        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {text}");
-        assert!(serde_json::from_str::<Value>(&text).unwrap()["field"].is_string(), "{bad}: {text}");
+        assert_eq!(
+            res.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}: {text}"
+        );
+        assert!(
+            serde_json::from_str::<Value>(&text).unwrap()["field"].is_string(),
+            "{bad}: {text}"
+        );
     }
 }
 
@@ -117,7 +165,11 @@ async fn the_openapi_document_is_served_and_lists_every_api_route_in_the_source(
     let (res, text) = app.get("/api/v1/openapi.json").await;
     assert_eq!(res.status(), StatusCode::OK);
     let doc: Value = serde_json::from_str(&text).unwrap();
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
     let paths = doc["paths"].as_object().unwrap();
 
     // Every "/api/v1/…" path written anywhere in the server's source must be
@@ -145,11 +197,17 @@ async fn the_openapi_document_is_served_and_lists_every_api_route_in_the_source(
         if path == "/api/v1/openapi.json" {
             continue;
         }
-        assert!(paths.contains_key(&path), "{path} is routed but missing from the OpenAPI document");
+        assert!(
+            paths.contains_key(&path),
+            "{path} is routed but missing from the OpenAPI document"
+        );
     }
     let (res, page) = app.get("/api/docs").await;
     assert_eq!(res.status(), StatusCode::OK);
     for path in paths.keys() {
-        assert!(page.contains(path.as_str()), "{path} missing from the docs page");
+        assert!(
+            page.contains(path.as_str()),
+            "{path} missing from the docs page"
+        );
     }
 }

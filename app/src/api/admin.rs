@@ -8,7 +8,9 @@ use crate::model::{AppError, AuditEntry, AuditFilter, NewTeam, Page, Team, TeamP
 pub async fn admin_teams(cursor: Option<String>) -> Result<Page<Team>, AppError> {
     let state = super::app_state()?;
     let actor = super::actor()?;
-    actor.authorize(crate::domain::Action::ListAllTeams).map_err(AppError::from)?;
+    actor
+        .authorize(crate::domain::Action::ListAllTeams)
+        .map_err(AppError::from)?;
     Ok(crate::domain::teams::list(&state.db, &actor, cursor.as_deref(), 100).await?)
 }
 
@@ -40,7 +42,10 @@ pub async fn admin_users() -> Result<Vec<(User, i64)>, AppError> {
 }
 
 #[server(prefix = "/rpc", endpoint = "admin_audit")]
-pub async fn admin_audit(filter: AuditFilter, cursor: Option<String>) -> Result<Page<AuditEntry>, AppError> {
+pub async fn admin_audit(
+    filter: AuditFilter,
+    cursor: Option<String>,
+) -> Result<Page<AuditEntry>, AppError> {
     let state = super::app_state()?;
     let actor = super::actor()?;
     Ok(crate::domain::audit::list(&state.db, &actor, &filter, cursor.as_deref(), 50).await?)

@@ -35,10 +35,11 @@ pub async fn get_sign_in_options() -> Result<SignInOptions, AppError> {
         crate::domain::identity::dev_identities()
             .into_iter()
             .map(|i| {
-                let teams: Vec<String> = crate::domain::identity::memberships_from_groups(&i.groups)
-                    .into_iter()
-                    .map(|(t, r)| format!("{} of {t}", r.as_str()))
-                    .collect();
+                let teams: Vec<String> =
+                    crate::domain::identity::memberships_from_groups(&i.groups)
+                        .into_iter()
+                        .map(|(t, r)| format!("{} of {t}", r.as_str()))
+                        .collect();
                 let mut summary = teams.join(", ");
                 if i.is_admin {
                     summary = format!("platform admin; {summary}");
@@ -64,7 +65,11 @@ pub async fn get_sign_in_options() -> Result<SignInOptions, AppError> {
 pub async fn my_teams() -> Result<Vec<(MyTeam, TeamDetail)>, AppError> {
     let state = super::app_state()?;
     let actor = super::actor()?;
-    let mut conn = state.db.acquire().await.map_err(crate::domain::Error::from)?;
+    let mut conn = state
+        .db
+        .acquire()
+        .await
+        .map_err(crate::domain::Error::from)?;
     let mine = crate::domain::identity::my_teams(&mut *conn, &actor).await?;
     let mut out = Vec::with_capacity(mine.len());
     for t in mine {
@@ -79,6 +84,10 @@ pub async fn my_teams() -> Result<Vec<(MyTeam, TeamDetail)>, AppError> {
 pub async fn get_team_detail(slug: String) -> Result<TeamDetail, AppError> {
     let state = super::app_state()?;
     let actor = super::actor()?;
-    let mut conn = state.db.acquire().await.map_err(crate::domain::Error::from)?;
+    let mut conn = state
+        .db
+        .acquire()
+        .await
+        .map_err(crate::domain::Error::from)?;
     Ok(crate::domain::teams::get(&mut conn, &actor, &slug).await?)
 }

@@ -35,11 +35,19 @@ pub struct Record<'a> {
 /// Writes one entry; call it in the same transaction as the change.
 pub async fn record(conn: impl PgExecutor<'_>, by: By<'_>, r: Record<'_>) -> Result<()> {
     let (actor_id, actor_name, request_id) = match by {
-        By::Actor(a) => (Some(a.user.id), a.user.username.clone(), a.request_id.clone()),
+        By::Actor(a) => (
+            Some(a.user.id),
+            a.user.username.clone(),
+            a.request_id.clone(),
+        ),
         By::System {
             on_behalf_of,
             request_id,
-        } => (on_behalf_of, "corral".to_owned(), request_id.map(str::to_owned)),
+        } => (
+            on_behalf_of,
+            "corral".to_owned(),
+            request_id.map(str::to_owned),
+        ),
     };
     sqlx::query!(
         r#"INSERT INTO audit_log

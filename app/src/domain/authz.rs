@@ -107,7 +107,10 @@ mod tests {
                 is_admin,
                 last_sign_in_at: None,
             },
-            teams: teams.iter().map(|(id, r)| (*id, ("t".to_owned(), *r))).collect(),
+            teams: teams
+                .iter()
+                .map(|(id, r)| (*id, ("t".to_owned(), *r)))
+                .collect(),
             via: Via::Session,
             request_id: None,
         }
@@ -118,17 +121,34 @@ mod tests {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let member = actor(false, &[(a, TeamRole::Member)]);
         assert!(member.authorize(Action::ViewTeam(a)).is_ok());
-        assert!(matches!(member.authorize(Action::ViewTeam(b)), Err(Error::NotFound)));
-        assert!(matches!(member.authorize(Action::ViewTeamAudit(b)), Err(Error::NotFound)));
-        assert!(matches!(member.authorize(Action::ViewTeamAudit(a)), Err(Error::Forbidden)));
+        assert!(matches!(
+            member.authorize(Action::ViewTeam(b)),
+            Err(Error::NotFound)
+        ));
+        assert!(matches!(
+            member.authorize(Action::ViewTeamAudit(b)),
+            Err(Error::NotFound)
+        ));
+        assert!(matches!(
+            member.authorize(Action::ViewTeamAudit(a)),
+            Err(Error::Forbidden)
+        ));
     }
 
     #[test]
     fn only_admins_do_admin_things() {
         let owner = actor(false, &[(Uuid::new_v4(), TeamRole::Owner)]);
         let admin = actor(true, &[]);
-        for action in [Action::CreateTeam, Action::ListAllTeams, Action::ListUsers, Action::ViewAudit] {
-            assert!(matches!(owner.authorize(action), Err(Error::Forbidden)), "{action:?}");
+        for action in [
+            Action::CreateTeam,
+            Action::ListAllTeams,
+            Action::ListUsers,
+            Action::ViewAudit,
+        ] {
+            assert!(
+                matches!(owner.authorize(action), Err(Error::Forbidden)),
+                "{action:?}"
+            );
             assert!(admin.authorize(action).is_ok(), "{action:?}");
         }
     }

@@ -48,7 +48,11 @@ pub fn memberships_from_groups(groups: &[String]) -> BTreeMap<String, TeamRole> 
 
 /// Upserts the user, syncs IdP memberships (added, removed, role changed) and
 /// records every change in the audit log. Run it in a transaction.
-pub async fn sign_in(tx: &mut PgConnection, identity: &Identity, request_id: Option<&str>) -> Result<User> {
+pub async fn sign_in(
+    tx: &mut PgConnection,
+    identity: &Identity,
+    request_id: Option<&str>,
+) -> Result<User> {
     let row = sqlx::query!(
         r#"INSERT INTO users (issuer, subject, username, display_name, email, is_admin, last_sign_in_at)
            VALUES ($1, $2, $3, $4, $5, $6, now())
@@ -164,7 +168,10 @@ async fn sync_memberships(
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some(t) = created else {
-                    tracing::warn!(group, "a team with this slug exists and is not linked to the group; ignored");
+                    tracing::warn!(
+                        group,
+                        "a team with this slug exists and is not linked to the group; ignored"
+                    );
                     continue;
                 };
                 audit::record(
@@ -310,7 +317,10 @@ pub async fn load_actor(
             is_admin: u.is_admin,
             last_sign_in_at: u.last_sign_in_at,
         },
-        teams: teams.into_iter().map(|t| (t.team_id, (t.slug, t.role))).collect(),
+        teams: teams
+            .into_iter()
+            .map(|t| (t.team_id, (t.slug, t.role)))
+            .collect(),
         via,
         request_id,
     }))
@@ -399,7 +409,13 @@ mod tests {
     #[test]
     fn groups_map_to_team_roles() {
         let g = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let m = memberships_from_groups(&g(&["/team-a", "/team-b/owners", "/x/y/z", "/", "/team-a/owners"]));
+        let m = memberships_from_groups(&g(&[
+            "/team-a",
+            "/team-b/owners",
+            "/x/y/z",
+            "/",
+            "/team-a/owners",
+        ]));
         assert_eq!(m.get("team-a"), Some(&TeamRole::Owner));
         assert_eq!(m.get("team-b"), Some(&TeamRole::Owner));
         assert_eq!(m.len(), 2);

@@ -44,7 +44,11 @@ pub struct Runtime {
 /// A dependency the status page checks live (the IdP, the cluster,
 /// Prometheus): implemented by the server's integrations.
 pub trait Probe: Send + Sync {
-    fn check(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::model::DependencyStatus> + Send + '_>>;
+    fn check(
+        &self,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = crate::model::DependencyStatus> + Send + '_>,
+    >;
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -125,7 +125,11 @@ pub async fn create(tx: &mut PgConnection, actor: &Actor, new: &NewTeam) -> Resu
     rules::slug(&new.slug)?;
     rules::name(&new.name)?;
     rules::description(&new.description)?;
-    let idp_group = new.idp_group.as_deref().map(str::trim).filter(|g| !g.is_empty());
+    let idp_group = new
+        .idp_group
+        .as_deref()
+        .map(str::trim)
+        .filter(|g| !g.is_empty());
     if let Some(g) = idp_group {
         rules::idp_group(g)?;
     }
@@ -164,7 +168,12 @@ pub async fn create(tx: &mut PgConnection, actor: &Actor, new: &NewTeam) -> Resu
 }
 
 /// Changes a team's name or description (admins only). Run it in a transaction.
-pub async fn update(tx: &mut PgConnection, actor: &Actor, slug: &str, patch: &TeamPatch) -> Result<Team> {
+pub async fn update(
+    tx: &mut PgConnection,
+    actor: &Actor,
+    slug: &str,
+    patch: &TeamPatch,
+) -> Result<Team> {
     let id = visible_id(&mut *tx, actor, slug).await?;
     actor.authorize(Action::EditTeam(id))?;
     if let Some(n) = &patch.name {

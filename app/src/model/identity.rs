@@ -8,7 +8,10 @@ use uuid::Uuid;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "ssr", derive(sqlx::Type))]
-#[cfg_attr(feature = "ssr", sqlx(type_name = "team_role", rename_all = "lowercase"))]
+#[cfg_attr(
+    feature = "ssr",
+    sqlx(type_name = "team_role", rename_all = "lowercase")
+)]
 #[serde(rename_all = "lowercase")]
 pub enum TeamRole {
     Member,
@@ -140,7 +143,9 @@ pub mod rules {
     pub fn slug(slug: &str) -> Result<(), AppError> {
         let ok = !slug.is_empty()
             && slug.len() <= SLUG_MAX
-            && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && slug
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !slug.starts_with('-')
             && !slug.ends_with('-');
         if ok {
@@ -158,7 +163,10 @@ pub mod rules {
         if n == 0 {
             Err(AppError::validation("name", "must not be empty"))
         } else if n > NAME_MAX {
-            Err(AppError::validation("name", format!("must be at most {NAME_MAX} characters")))
+            Err(AppError::validation(
+                "name",
+                format!("must be at most {NAME_MAX} characters"),
+            ))
         } else {
             Ok(())
         }
@@ -177,10 +185,17 @@ pub mod rules {
 
     /// `/team-a`: a Keycloak group path.
     pub fn idp_group(g: &str) -> Result<(), AppError> {
-        if g.starts_with('/') && g.len() > 1 && g.len() <= 255 && !g.chars().any(char::is_whitespace) {
+        if g.starts_with('/')
+            && g.len() > 1
+            && g.len() <= 255
+            && !g.chars().any(char::is_whitespace)
+        {
             Ok(())
         } else {
-            Err(AppError::validation("idp_group", "must be a group path such as /team-a"))
+            Err(AppError::validation(
+                "idp_group",
+                "must be a group path such as /team-a",
+            ))
         }
     }
 

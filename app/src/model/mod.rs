@@ -9,8 +9,9 @@ pub use error::AppError;
 pub use status::{DependencyState, DependencyStatus, StatusReport};
 mod profile;
 
-pub use profile::{About, Profile};
 pub use audit::{AuditEntry, AuditFilter, Page};
 pub use identity::{
-    Me, Member, MembershipSource, MyTeam, NewTeam, Team, TeamDetail, TeamPatch, TeamRole, User, rules,
+    Me, Member, MembershipSource, MyTeam, NewTeam, Team, TeamDetail, TeamPatch, TeamRole, User,
+    rules,
 };
+pub use profile::{About, Profile};

@@ -6,7 +6,9 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
-use crate::api::{AdminCreateTeam, AdminUpdateTeam, admin_audit, admin_teams, admin_users, get_team_detail};
+use crate::api::{
+    AdminCreateTeam, AdminUpdateTeam, admin_audit, admin_teams, admin_users, get_team_detail,
+};
 use crate::components::error::ErrorPanel;
 use crate::model::{AppError, AuditFilter};
 
@@ -81,7 +83,13 @@ pub fn AdminTeamsPage() -> impl IntoView {
 }
 
 #[component]
-fn Field(label: &'static str, name: &'static str, hint: &'static str, required: bool, #[prop(optional, into)] value: String) -> impl IntoView {
+fn Field(
+    label: &'static str,
+    name: &'static str,
+    hint: &'static str,
+    required: bool,
+    #[prop(optional, into)] value: String,
+) -> impl IntoView {
     view! {
         <label class="block text-sm">
             <span class="font-medium text-slate-700">{label}</span>
@@ -97,7 +105,10 @@ pub fn AdminTeamPage() -> impl IntoView {
     let params = use_params_map();
     let slug = move || params.with(|p| p.get("slug").unwrap_or_default());
     let update = ServerAction::<AdminUpdateTeam>::new();
-    let team = Resource::new(move || (slug(), update.version().get()), |(s, _)| get_team_detail(s));
+    let team = Resource::new(
+        move || (slug(), update.version().get()),
+        |(s, _)| get_team_detail(s),
+    );
     view! {
         <Title text="Edit team · Admin"/>
         <AdminNav/>

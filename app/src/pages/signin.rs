@@ -11,7 +11,11 @@ use crate::components::error::ErrorPanel;
 #[component]
 pub fn SignInPage() -> impl IntoView {
     let query = use_query_map();
-    let next = move || query.with(|q| q.get("next")).unwrap_or_else(|| "/teams".into());
+    let next = move || {
+        query
+            .with(|q| q.get("next"))
+            .unwrap_or_else(|| "/teams".into())
+    };
     let signed_out = move || query.with(|q| q.get("signed_out").is_some());
     let options = Resource::new(|| (), |_| get_sign_in_options());
 
@@ -79,7 +83,9 @@ pub fn SignInPage() -> impl IntoView {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -40,7 +40,10 @@ pub fn TeamsPage() -> impl IntoView {
 #[component]
 pub fn TeamPage() -> impl IntoView {
     let params = use_params_map();
-    let team = Resource::new(move || params.with(|p| p.get("slug").unwrap_or_default()), get_team_detail);
+    let team = Resource::new(
+        move || params.with(|p| p.get("slug").unwrap_or_default()),
+        get_team_detail,
+    );
     view! {
         <Title text="Team"/>
         <ErrorBoundary fallback=|errors| view! { <ErrorPanel errors/> }>

@@ -46,7 +46,11 @@ pub struct Auth {
 /// Loads the caller's [`Actor`] into the request extensions, if the session
 /// holds a signed-in person whose session has not expired.
 pub async fn resolve_actor(
-    State(crate::ServerState { app: app_state, auth, .. }): State<crate::ServerState>,
+    State(crate::ServerState {
+        app: app_state,
+        auth,
+        ..
+    }): State<crate::ServerState>,
     session: Session,
     mut req: Request,
     next: Next,
@@ -59,8 +63,10 @@ pub async fn resolve_actor(
     if bearer_token(req.headers()).is_some() {
         // API keys arrive with the keys feature; until then no bearer token
         // is valid, and an invalid credential is never ignored.
-        return crate::rest::problem::Problem::unauthorized("the bearer token is not a valid Corral API key")
-            .into_response();
+        return crate::rest::problem::Problem::unauthorized(
+            "the bearer token is not a valid Corral API key",
+        )
+        .into_response();
     }
     match session.get::<SessionAuth>(SESSION_AUTH).await {
         Ok(Some(s)) => {
@@ -69,7 +75,14 @@ pub async fn resolve_actor(
                 tracing::info!(user_id = %s.user_id, "session reached its absolute timeout");
                 let _ = session.flush().await;
             } else {
-                match app::domain::identity::load_actor(&app_state.db, s.user_id, Via::Session, request_id).await {
+                match app::domain::identity::load_actor(
+                    &app_state.db,
+                    s.user_id,
+                    Via::Session,
+                    request_id,
+                )
+                .await
+                {
                     Ok(Some(actor)) => {
                         req.extensions_mut().insert(actor);
                     }
@@ -78,7 +91,11 @@ pub async fn resolve_actor(
                     }
                     Err(e) => {
                         let e: app::model::AppError = e.into();
-                        return (StatusCode::from_u16(e.status_code()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE), e.to_string())
+                        return (
+                            StatusCode::from_u16(e.status_code())
+                                .unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                            e.to_string(),
+                        )
                             .into_response();
                     }
                 }
@@ -87,7 +104,11 @@ pub async fn resolve_actor(
         Ok(None) => {}
         Err(e) => {
             tracing::warn!(error = %e, "session store unavailable");
-            return (StatusCode::SERVICE_UNAVAILABLE, "PostgreSQL is unavailable; try again shortly").into_response();
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "PostgreSQL is unavailable; try again shortly",
+            )
+                .into_response();
         }
     }
     next.run(req).await
@@ -98,7 +119,10 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
 }
 
@@ -146,9 +170,16 @@ fn same_origin(headers: &HeaderMap, public_url: &str) -> Result<(), &'static str
 /// redirected to the sign-in page and back afterwards.
 pub async fn require_sign_in(req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    let protected = path == "/teams" || path.starts_with("/teams/") || path == "/admin" || path.starts_with("/admin/");
+    let protected = path == "/teams"
+        || path.starts_with("/teams/")
+        || path == "/admin"
+        || path.starts_with("/admin/");
     if protected && req.method() == Method::GET && req.extensions().get::<Actor>().is_none() {
-        let next_url = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let next_url = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
         return Redirect::to(&format!("/signin?next={}", urlencode(next_url))).into_response();
     }
     next.run(req).await
@@ -169,7 +200,11 @@ pub fn safe_next(next: Option<&str>) -> String {
 
 /// Starts a signed-in session for `user_id`: a new session id (so a
 /// session fixed before sign-in is worthless), then the person.
-pub async fn start_session(session: &Session, user_id: uuid::Uuid, id_token: Option<String>) -> Result<(), tower_sessions::session::Error> {
+pub async fn start_session(
+    session: &Session,
+    user_id: uuid::Uuid,
+    id_token: Option<String>,
+) -> Result<(), tower_sessions::session::Error> {
     session.cycle_id().await?;
     session
         .insert(

@@ -60,7 +60,10 @@ struct Flow {
 }
 
 impl Oidc {
-    pub fn new(settings: &crate::settings::OidcSettings, issuer: &url::Url) -> Result<Self, String> {
+    pub fn new(
+        settings: &crate::settings::OidcSettings,
+        issuer: &url::Url,
+    ) -> Result<Self, String> {
         let issuer = IssuerUrl::new(issuer.as_str().trim_end_matches('/').to_owned())
             .map_err(|e| format!("oidc.issuer (CORRAL_OIDC__ISSUER): {e}"))?;
         let http = openidconnect::reqwest::ClientBuilder::new()
@@ -69,7 +72,11 @@ impl Oidc {
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
-        let mut scopes: Vec<String> = settings.scopes.split_whitespace().map(str::to_owned).collect();
+        let mut scopes: Vec<String> = settings
+            .scopes
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
         scopes.retain(|s| s != "openid");
         Ok(Self {
             issuer,
@@ -93,24 +100,40 @@ impl Oidc {
         }
         let m = ProviderMetadataWithLogout::discover_async(self.issuer.clone(), &self.http)
             .await
-            .map_err(|e| format!("discovery at {} failed: {}", self.issuer.as_str(), error_chain(&e)))?;
+            .map_err(|e| {
+                format!(
+                    "discovery at {} failed: {}",
+                    self.issuer.as_str(),
+                    error_chain(&e)
+                )
+            })?;
         *self.metadata.write().await = Some((m.clone(), Instant::now()));
         Ok(m)
     }
 
-    fn client(&self, metadata: ProviderMetadataWithLogout, public_url: &str) -> Result<CoreClient<
-        openidconnect::EndpointSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointMaybeSet,
-        openidconnect::EndpointMaybeSet,
-    >, String> {
-        let redirect = RedirectUrl::new(format!("{public_url}/auth/callback")).map_err(|e| e.to_string())?;
+    fn client(
+        &self,
+        metadata: ProviderMetadataWithLogout,
+        public_url: &str,
+    ) -> Result<
+        CoreClient<
+            openidconnect::EndpointSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointMaybeSet,
+            openidconnect::EndpointMaybeSet,
+        >,
+        String,
+    > {
+        let redirect =
+            RedirectUrl::new(format!("{public_url}/auth/callback")).map_err(|e| e.to_string())?;
         Ok(CoreClient::from_provider_metadata(
             metadata,
             self.client_id.clone(),
-            self.client_secret.as_ref().map(|s| ClientSecret::new(s.expose_secret().to_owned())),
+            self.client_secret
+                .as_ref()
+                .map(|s| ClientSecret::new(s.expose_secret().to_owned())),
         )
         .set_redirect_uri(redirect))
     }
@@ -119,13 +142,20 @@ impl Oidc {
     pub async fn check(&self) -> DependencyStatus {
         let started = Instant::now();
         // Always a fresh discovery, so the page shows the live state.
-        let result = ProviderMetadataWithLogout::discover_async(self.issuer.clone(), &self.http).await;
+        let result =
+            ProviderMetadataWithLogout::discover_async(self.issuer.clone(), &self.http).await;
         let (state, detail) = match result {
             Ok(m) => {
                 *self.metadata.write().await = Some((m, Instant::now()));
-                (DependencyState::Healthy, format!("issuer {}", self.issuer.as_str()))
+                (
+                    DependencyState::Healthy,
+                    format!("issuer {}", self.issuer.as_str()),
+                )
             }
-            Err(e) => (DependencyState::Down, format!("{}: {}", self.issuer.as_str(), error_chain(&e))),
+            Err(e) => (
+                DependencyState::Down,
+                format!("{}: {}", self.issuer.as_str(), error_chain(&e)),
+            ),
         };
         DependencyStatus {
             id: "idp".into(),
@@ -159,24 +189,46 @@ pub struct LoginQuery {
 }
 
 /// `GET /auth/login`: redirects to the IdP's login form.
-pub async fn login(State(auth): State<Arc<Auth>>, session: Session, Query(q): Query<LoginQuery>) -> Response {
+pub async fn login(
+    State(auth): State<Arc<Auth>>,
+    session: Session,
+    Query(q): Query<LoginQuery>,
+) -> Response {
     let Some(oidc) = &auth.oidc else {
-        return failure_page(StatusCode::NOT_FOUND, "Sign-in with an identity provider is not configured", "Set oidc.issuer (CORRAL_OIDC__ISSUER) to a Keycloak realm URL.");
+        return failure_page(
+            StatusCode::NOT_FOUND,
+            "Sign-in with an identity provider is not configured",
+            "Set oidc.issuer (CORRAL_OIDC__ISSUER) to a Keycloak realm URL.",
+        );
     };
     let metadata = match oidc.metadata().await {
         Ok(m) => m,
         Err(e) => {
             tracing::warn!(error = %e, "IdP unavailable");
-            return failure_page(StatusCode::BAD_GATEWAY, "The identity provider is unavailable", &e);
+            return failure_page(
+                StatusCode::BAD_GATEWAY,
+                "The identity provider is unavailable",
+                &e,
+            );
         }
     };
     let client = match oidc.client(metadata, &auth.public_url) {
         Ok(c) => c,
-        Err(e) => return failure_page(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in is misconfigured", &e),
+        Err(e) => {
+            return failure_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Sign-in is misconfigured",
+                &e,
+            );
+        }
     };
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = client
-        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
         .set_pkce_challenge(challenge);
     for s in &oidc.scopes {
         request = request.add_scope(Scope::new(s.clone()));
@@ -191,7 +243,11 @@ pub async fn login(State(auth): State<Arc<Auth>>, session: Session, Query(q): Qu
     };
     if let Err(e) = session.insert(SESSION_FLOW, flow).await {
         tracing::warn!(error = %e, "session store unavailable");
-        return failure_page(StatusCode::SERVICE_UNAVAILABLE, "Sign-in is unavailable", "PostgreSQL is unavailable; try again shortly.");
+        return failure_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Sign-in is unavailable",
+            "PostgreSQL is unavailable; try again shortly.",
+        );
     }
     Redirect::to(url.as_str()).into_response()
 }
@@ -207,12 +263,19 @@ pub struct CallbackQuery {
 /// `GET /auth/callback`: validates what the IdP sent back and signs in.
 /// Nothing is written unless every check passes.
 pub async fn callback(
-    State(crate::ServerState { app: app_state, auth, .. }): State<crate::ServerState>,
+    State(crate::ServerState {
+        app: app_state,
+        auth,
+        ..
+    }): State<crate::ServerState>,
     session: Session,
     headers: axum::http::HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
-    let request_id = headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let request_id = headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     match complete(&app_state.db, &auth, &session, q, request_id.as_deref()).await {
         Ok(next) => Redirect::to(&next).into_response(),
         Err((status, title, detail)) => {
@@ -232,15 +295,19 @@ async fn complete(
     request_id: Option<&str>,
 ) -> Result<String, Failure> {
     let refused = |detail: String| (StatusCode::UNAUTHORIZED, "Sign-in refused", detail);
-    let oidc = auth
-        .oidc
-        .as_ref()
-        .ok_or((StatusCode::NOT_FOUND, "Sign-in with an identity provider is not configured", String::new()))?;
+    let oidc = auth.oidc.as_ref().ok_or((
+        StatusCode::NOT_FOUND,
+        "Sign-in with an identity provider is not configured",
+        String::new(),
+    ))?;
     // Whatever happens next, this flow cannot be replayed.
-    let flow: Option<Flow> = session
-        .remove(SESSION_FLOW)
-        .await
-        .map_err(|_| (StatusCode::SERVICE_UNAVAILABLE, "Sign-in is unavailable", "PostgreSQL is unavailable; try again shortly.".to_owned()))?;
+    let flow: Option<Flow> = session.remove(SESSION_FLOW).await.map_err(|_| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Sign-in is unavailable",
+            "PostgreSQL is unavailable; try again shortly.".to_owned(),
+        )
+    })?;
     if let Some(err) = q.error {
         return Err((
             StatusCode::UNAUTHORIZED,
@@ -251,35 +318,65 @@ async fn complete(
     let flow = flow.ok_or((
         StatusCode::BAD_REQUEST,
         "Sign-in expired",
-        "This sign-in was not started in this browser, or was already used. Start again.".to_owned(),
+        "This sign-in was not started in this browser, or was already used. Start again."
+            .to_owned(),
     ))?;
     if time::OffsetDateTime::now_utc().unix_timestamp() - flow.started_at > FLOW_TTL_SECS {
-        return Err((StatusCode::BAD_REQUEST, "Sign-in expired", "It took more than 10 minutes. Start again.".to_owned()));
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "Sign-in expired",
+            "It took more than 10 minutes. Start again.".to_owned(),
+        ));
     }
     let state = q.state.unwrap_or_default();
     if !constant_time_eq(state.as_bytes(), flow.state.as_bytes()) {
-        return Err((StatusCode::BAD_REQUEST, "Sign-in refused", "The state parameter does not match this browser's sign-in.".to_owned()));
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "Sign-in refused",
+            "The state parameter does not match this browser's sign-in.".to_owned(),
+        ));
     }
-    let code = q
-        .code
-        .ok_or((StatusCode::BAD_REQUEST, "Sign-in refused", "The identity provider sent no authorization code.".to_owned()))?;
+    let code = q.code.ok_or((
+        StatusCode::BAD_REQUEST,
+        "Sign-in refused",
+        "The identity provider sent no authorization code.".to_owned(),
+    ))?;
 
-    let metadata = oidc
-        .metadata()
-        .await
-        .map_err(|e| (StatusCode::BAD_GATEWAY, "The identity provider is unavailable", e))?;
+    let metadata = oidc.metadata().await.map_err(|e| {
+        (
+            StatusCode::BAD_GATEWAY,
+            "The identity provider is unavailable",
+            e,
+        )
+    })?;
     let end_session = metadata.additional_metadata().end_session_endpoint.clone();
     let userinfo_url = metadata.userinfo_endpoint().cloned();
-    let client = oidc
-        .client(metadata, &auth.public_url)
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, "Sign-in is misconfigured", e))?;
+    let client = oidc.client(metadata, &auth.public_url).map_err(|e| {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Sign-in is misconfigured",
+            e,
+        )
+    })?;
     let token = client
         .exchange_code(AuthorizationCode::new(code))
-        .map_err(|e| (StatusCode::BAD_GATEWAY, "The identity provider has no token endpoint", e.to_string()))?
+        .map_err(|e| {
+            (
+                StatusCode::BAD_GATEWAY,
+                "The identity provider has no token endpoint",
+                e.to_string(),
+            )
+        })?
         .set_pkce_verifier(PkceCodeVerifier::new(flow.pkce_verifier))
         .request_async(&oidc.http)
         .await
-        .map_err(|e| (StatusCode::BAD_GATEWAY, "The identity provider refused the code exchange", error_chain(&e)))?;
+        .map_err(|e| {
+            (
+                StatusCode::BAD_GATEWAY,
+                "The identity provider refused the code exchange",
+                error_chain(&e),
+            )
+        })?;
     let id_token: &CoreIdToken = token
         .id_token()
         .ok_or_else(|| refused("The identity provider returned no ID token.".into()))?;
@@ -293,7 +390,11 @@ async fn complete(
     let mut extra: serde_json::Value = raw
         .split('.')
         .nth(1)
-        .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok())
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| refused("The ID token payload cannot be read.".into()))?;
     if Oidc::claim(&extra, &oidc.groups_claim).is_none()
@@ -324,11 +425,18 @@ async fn complete(
     }
     let groups: Vec<String> = Oidc::claim(&extra, &oidc.groups_claim)
         .and_then(|g| g.as_array())
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     let is_admin = Oidc::claim(&extra, &oidc.roles_claim)
         .and_then(|r| r.as_array())
-        .is_some_and(|a| a.iter().any(|r| r.as_str() == Some(oidc.admin_role.as_str())));
+        .is_some_and(|a| {
+            a.iter()
+                .any(|r| r.as_str() == Some(oidc.admin_role.as_str()))
+        });
     let username = claims
         .preferred_username()
         .map(|u| u.as_str().to_owned())
@@ -348,19 +456,35 @@ async fn complete(
         is_admin,
     };
 
-    let unavailable = |_| (StatusCode::SERVICE_UNAVAILABLE, "Sign-in is unavailable", "PostgreSQL is unavailable; try again shortly.".to_owned());
+    let unavailable = |_| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Sign-in is unavailable",
+            "PostgreSQL is unavailable; try again shortly.".to_owned(),
+        )
+    };
     let mut tx = db.begin().await.map_err(unavailable)?;
     let user = app::domain::identity::sign_in(&mut tx, &identity, request_id)
         .await
         .map_err(|e| {
             let e: app::model::AppError = e.into();
-            (StatusCode::SERVICE_UNAVAILABLE, "Sign-in failed", e.to_string())
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in failed",
+                e.to_string(),
+            )
         })?;
     tx.commit().await.map_err(unavailable)?;
     let keep_token = end_session.is_some().then_some(raw);
     start_session(session, user.id, keep_token)
         .await
-        .map_err(|_| (StatusCode::SERVICE_UNAVAILABLE, "Sign-in is unavailable", "PostgreSQL is unavailable; try again shortly.".to_owned()))?;
+        .map_err(|_| {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in is unavailable",
+                "PostgreSQL is unavailable; try again shortly.".to_owned(),
+            )
+        })?;
     tracing::info!(user = %user.username, "signed in");
     Ok(flow.next)
 }
@@ -370,9 +494,13 @@ pub async fn logout_url(auth: &Auth, signed_in: &SessionAuth) -> Option<String> 
     let oidc = auth.oidc.as_ref()?;
     let id_token = signed_in.id_token.as_deref()?;
     let metadata = oidc.metadata().await.ok()?;
-    let endpoint = metadata.additional_metadata().end_session_endpoint.clone()?;
+    let endpoint = metadata
+        .additional_metadata()
+        .end_session_endpoint
+        .clone()?;
     let hint = CoreIdToken::from_str(id_token).ok()?;
-    let back = PostLogoutRedirectUrl::new(format!("{}/signin?signed_out=1", auth.public_url)).ok()?;
+    let back =
+        PostLogoutRedirectUrl::new(format!("{}/signin?signed_out=1", auth.public_url)).ok()?;
     Some(
         LogoutRequest::from(endpoint)
             .set_id_token_hint(&hint)

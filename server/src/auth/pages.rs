@@ -18,7 +18,12 @@ pub fn failure_page(status: StatusCode, title: &str, detail: &str) -> Response {
         title = html_escape(title),
         detail = html_escape(detail),
     );
-    (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 /// Escapes text for HTML element content and attribute values.

@@ -45,6 +45,13 @@ pub async fn list_audit(
         team: q.team,
     };
     Ok(Json(
-        app::domain::audit::list(&s.app.db, &actor, &filter, q.cursor.as_deref(), q.limit.unwrap_or(50)).await?,
+        app::domain::audit::list(
+            &s.app.db,
+            &actor,
+            &filter,
+            q.cursor.as_deref(),
+            q.limit.unwrap_or(50),
+        )
+        .await?,
     ))
 }

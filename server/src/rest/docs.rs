@@ -36,7 +36,12 @@ pub async fn docs_page(State(doc): State<Arc<OpenApi>>) -> Html<String> {
 <h2 class="font-mono text-sm"><span class="rounded bg-indigo-600 px-2 py-0.5 text-white">{method}</span> {path}</h2>
 <p class="mt-2 text-slate-700">{summary}</p><p class="mt-1 text-xs text-slate-500">tags: {tags}</p>"#,
                 path = html_escape(path),
-                summary = html_escape(op.summary.as_deref().or(op.description.as_deref()).unwrap_or("")),
+                summary = html_escape(
+                    op.summary
+                        .as_deref()
+                        .or(op.description.as_deref())
+                        .unwrap_or("")
+                ),
                 tags = html_escape(&tags),
             );
             if let Some(params) = &op.parameters {
@@ -52,13 +57,20 @@ pub async fn docs_page(State(doc): State<Arc<OpenApi>>) -> Html<String> {
                             utoipa::openapi::path::ParameterIn::Header => "header",
                             utoipa::openapi::path::ParameterIn::Cookie => "cookie",
                         },
-                        p.description.as_deref().map(|d| format!(" — {}", html_escape(d))).unwrap_or_default()
+                        p.description
+                            .as_deref()
+                            .map(|d| format!(" — {}", html_escape(d)))
+                            .unwrap_or_default()
                     );
                 }
                 ops.push_str("</ul>");
             }
             let codes: Vec<String> = op.responses.responses.keys().cloned().collect();
-            let _ = write!(ops, r#"<p class="mt-2 text-xs text-slate-500">responses: {}</p></section>"#, html_escape(&codes.join(" ")));
+            let _ = write!(
+                ops,
+                r#"<p class="mt-2 text-xs text-slate-500">responses: {}</p></section>"#,
+                html_escape(&codes.join(" "))
+            );
         }
     }
     let description = doc.info.description.as_deref().unwrap_or("");

@@ -14,7 +14,10 @@ use crate::ServerState;
         (status = 200, body = Me),
         (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get_me(State(s): State<ServerState>, Caller(actor): Caller) -> Result<Json<Me>, Problem> {
+pub async fn get_me(
+    State(s): State<ServerState>,
+    Caller(actor): Caller,
+) -> Result<Json<Me>, Problem> {
     let teams = app::domain::identity::my_teams(&s.app.db, &actor).await?;
     Ok(Json(Me {
         via: actor.via.as_str().to_owned(),

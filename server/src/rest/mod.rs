@@ -45,11 +45,18 @@ impl Modify for Security {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "api_key",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("crl_…").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("crl_…")
+                    .build(),
+            ),
         );
         components.add_security_scheme(
             "session",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::auth::SESSION_COOKIE))),
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
+                crate::auth::SESSION_COOKIE,
+            ))),
         );
         openapi.security = Some(vec![
             utoipa::openapi::security::SecurityRequirement::new("api_key", Vec::<String>::new()),
@@ -80,7 +87,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .get::<Actor>()
             .cloned()
             .map(Caller)
-            .ok_or_else(|| Problem::unauthorized("sign in, or send a valid API key as a bearer token"))
+            .ok_or_else(|| {
+                Problem::unauthorized("sign in, or send a valid API key as a bearer token")
+            })
     }
 }
 

@@ -53,24 +53,39 @@ fn slug(title: &str) -> String {
 
 impl From<AppError> for Problem {
     fn from(e: AppError) -> Self {
-        let status = StatusCode::from_u16(e.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(e.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         match e {
-            AppError::NotFound => Self::new(status, "Not found", "no such resource, or you may not see it"),
-            AppError::Unauthorized => Self::unauthorized("sign in, or send a valid API key as a bearer token"),
+            AppError::NotFound => Self::new(
+                status,
+                "Not found",
+                "no such resource, or you may not see it",
+            ),
+            AppError::Unauthorized => {
+                Self::unauthorized("sign in, or send a valid API key as a bearer token")
+            }
             AppError::Forbidden => Self::new(status, "Forbidden", "you are not allowed to do that"),
             AppError::Validation { field, message } => Self {
                 field: Some(field.clone()),
                 ..Self::new(status, "Invalid request", format!("{field}: {message}"))
             },
             AppError::Conflict { message } => Self::new(status, "Conflict", message),
-            AppError::Unavailable { dependency } => {
-                Self::new(status, "Service unavailable", format!("{dependency} is unavailable; try again shortly"))
-            }
+            AppError::Unavailable { dependency } => Self::new(
+                status,
+                "Service unavailable",
+                format!("{dependency} is unavailable; try again shortly"),
+            ),
             AppError::Internal { reference } => Self {
                 reference: Some(reference),
-                ..Self::new(status, "Internal error", "something went wrong inside Corral")
+                ..Self::new(
+                    status,
+                    "Internal error",
+                    "something went wrong inside Corral",
+                )
             },
-            AppError::Transport { message } => Self::new(StatusCode::BAD_REQUEST, "Bad request", message),
+            AppError::Transport { message } => {
+                Self::new(StatusCode::BAD_REQUEST, "Bad request", message)
+            }
         }
     }
 }
@@ -85,8 +100,10 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut res = (status, Json(self)).into_response();
-        res.headers_mut()
-            .insert(header::CONTENT_TYPE, "application/problem+json".parse().expect("valid header"));
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            "application/problem+json".parse().expect("valid header"),
+        );
         res
     }
 }

@@ -21,7 +21,9 @@ pub async fn list_teams(
     Caller(actor): Caller,
     Params(p): Params<Paging>,
 ) -> Result<Json<Page<Team>>, Problem> {
-    Ok(Json(app::domain::teams::list(&s.app.db, &actor, p.cursor.as_deref(), p.limit()).await?))
+    Ok(Json(
+        app::domain::teams::list(&s.app.db, &actor, p.cursor.as_deref(), p.limit()).await?,
+    ))
 }
 
 /// One team with its members. 404 for teams the caller is not in.
@@ -38,7 +40,9 @@ pub async fn get_team(
     Path(slug): Path<String>,
 ) -> Result<Json<TeamDetail>, Problem> {
     let mut conn = s.app.db.acquire().await.map_err(app::domain::Error::from)?;
-    Ok(Json(app::domain::teams::get(&mut conn, &actor, &slug).await?))
+    Ok(Json(
+        app::domain::teams::get(&mut conn, &actor, &slug).await?,
+    ))
 }
 
 /// Creates a team the IdP does not know (admins only).

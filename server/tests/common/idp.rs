@@ -33,7 +33,11 @@ impl Idp {
     /// Starts the IdP; panics with a clear message if Node or its packages
     /// are missing (scripts/setup --test installs them).
     pub async fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let idp_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../end2end/idp");
         assert!(
             idp_dir.join("node_modules/oidc-provider").is_dir(),
@@ -60,10 +64,18 @@ impl Idp {
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if http.get(format!("{base}/health")).send().await.is_ok_and(|r| r.status().is_success()) {
+            if http
+                .get(format!("{base}/health"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 break;
             }
-            assert!(Instant::now() < deadline, "test IdP did not start on {base}");
+            assert!(
+                Instant::now() < deadline,
+                "test IdP did not start on {base}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Self {
@@ -102,9 +114,18 @@ impl Idp {
     /// Walks Corral's sign-in as a browser would: `/auth/login` → the IdP's
     /// login form → back to `/auth/callback`. Returns the callback's
     /// response, its body, and the session cookie to use afterwards.
-    pub async fn sign_in(&self, app: &TestApp, username: &str, password: &str) -> (axum::http::Response<Body>, String, String) {
+    pub async fn sign_in(
+        &self,
+        app: &TestApp,
+        username: &str,
+        password: &str,
+    ) -> (axum::http::Response<Body>, String, String) {
         let (res, _) = app.get("/auth/login?next=/teams").await;
-        assert_eq!(res.status(), StatusCode::SEE_OTHER, "login redirects to the IdP");
+        assert_eq!(
+            res.status(),
+            StatusCode::SEE_OTHER,
+            "login redirects to the IdP"
+        );
         let cookie = session_cookie(&res).expect("a session cookie holds the sign-in in progress");
         let mut url = location(&res);
         assert!(url.starts_with(&self.issuer), "{url}");
@@ -122,14 +143,20 @@ impl Idp {
         for _ in 0..10 {
             if url.starts_with("http://127.0.0.1:3000/auth/callback") {
                 let path = url.trim_start_matches("http://127.0.0.1:3000");
-                let req = Request::get(path).header(header::COOKIE, &cookie).body(Body::empty()).unwrap();
+                let req = Request::get(path)
+                    .header(header::COOKIE, &cookie)
+                    .body(Body::empty())
+                    .unwrap();
                 let (res, body) = app.send(req).await;
                 let cookie = session_cookie(&res).unwrap_or(cookie);
                 return (res, body, cookie);
             }
             let res = browser.get(&url).send().await.unwrap();
             if res.status().is_redirection() {
-                url = absolute(&self.base, res.headers()[header::LOCATION].to_str().unwrap());
+                url = absolute(
+                    &self.base,
+                    res.headers()[header::LOCATION].to_str().unwrap(),
+                );
                 continue;
             }
             let page = res.text().await.unwrap();
@@ -148,7 +175,10 @@ impl Idp {
                 .unwrap();
             assert!(res.status().is_redirection(), "login accepted");
             logged_in = true;
-            url = absolute(&self.base, res.headers()[header::LOCATION].to_str().unwrap());
+            url = absolute(
+                &self.base,
+                res.headers()[header::LOCATION].to_str().unwrap(),
+            );
         }
         panic!("the sign-in never came back to Corral");
     }
@@ -162,7 +192,11 @@ impl Drop for Idp {
 }
 
 fn absolute(base: &str, url: &str) -> String {
-    if url.starts_with("http") { url.to_owned() } else { format!("{base}{url}") }
+    if url.starts_with("http") {
+        url.to_owned()
+    } else {
+        format!("{base}{url}")
+    }
 }
 
 pub fn location(res: &axum::http::Response<Body>) -> String {

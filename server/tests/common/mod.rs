@@ -7,15 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use app::domain::{AppState, Runtime};
-use server::auth::Auth;
-use server::{ServerState, SessionConfig};
 use app::model::Profile;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response};
 use http_body_util::BodyExt;
 use leptos::config::LeptosOptions;
+use server::auth::Auth;
 use server::telemetry::Metrics;
+use server::{ServerState, SessionConfig};
 use sqlx::PgPool;
 use tower::ServiceExt;
 
@@ -42,10 +42,14 @@ impl TestApp {
         let oidc = issuer.map(|issuer| {
             let settings = server::settings::Settings::load_from([
                 ("CORRAL_OIDC__ISSUER".to_owned(), issuer.to_owned()),
-                ("CORRAL_OIDC__CLIENT_SECRET".to_owned(), "corral-dev-secret".to_owned()),
+                (
+                    "CORRAL_OIDC__CLIENT_SECRET".to_owned(),
+                    "corral-dev-secret".to_owned(),
+                ),
             ])
             .unwrap();
-            server::auth::oidc::Oidc::new(&settings.oidc, settings.oidc.issuer.as_ref().unwrap()).unwrap()
+            server::auth::oidc::Oidc::new(&settings.oidc, settings.oidc.issuer.as_ref().unwrap())
+                .unwrap()
         });
         let leptos_options = LeptosOptions::builder()
             .output_name("corral")
@@ -89,12 +93,23 @@ impl TestApp {
 
     /// A GET with the given session cookie.
     pub async fn get_as(&self, uri: &str, cookie: &str) -> (Response<Body>, String) {
-        self.send(Request::get(uri).header("cookie", cookie).body(Body::empty()).unwrap())
-            .await
+        self.send(
+            Request::get(uri)
+                .header("cookie", cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
     }
 
     /// A same-origin JSON request with the given session cookie.
-    pub async fn json_as(&self, method: &str, uri: &str, cookie: &str, body: serde_json::Value) -> (Response<Body>, String) {
+    pub async fn json_as(
+        &self,
+        method: &str,
+        uri: &str,
+        cookie: &str,
+        body: serde_json::Value,
+    ) -> (Response<Body>, String) {
         let req = Request::builder()
             .method(method)
             .uri(uri)
@@ -114,7 +129,11 @@ impl TestApp {
             .body(Body::from(format!("username={username}&next=/teams")))
             .unwrap();
         let (res, body) = self.send(req).await;
-        assert_eq!(res.status(), axum::http::StatusCode::SEE_OTHER, "dev sign-in as {username}: {body}");
+        assert_eq!(
+            res.status(),
+            axum::http::StatusCode::SEE_OTHER,
+            "dev sign-in as {username}: {body}"
+        );
         idp::session_cookie(&res).expect("a session cookie")
     }
 
