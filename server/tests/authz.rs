@@ -49,6 +49,17 @@ fn server_functions() -> BTreeMap<&'static str, (Kind, &'static str)> {
             (Kind::Admin, "slug=team-b&patch[name]=Owned"),
         ),
         ("/rpc/admin_users", (Kind::Admin, "")),
+        (
+            "/rpc/admin_add_member",
+            (
+                Kind::Admin,
+                "slug=team-b&member[username]=olu&member[role]=owner",
+            ),
+        ),
+        (
+            "/rpc/admin_remove_member",
+            (Kind::Admin, "slug=team-b&username=mia"),
+        ),
         ("/rpc/admin_audit", (Kind::Admin, "filter[team]=team-b")),
     ])
 }
@@ -149,8 +160,13 @@ async fn every_rest_operation_keeps_team_b_from_a_member_of_team_a(db: PgPool) {
                 .as_ref()
                 .is_some_and(|t| t.iter().any(|t| t == "admin"));
             let team_scoped = path.contains("{slug}");
-            let uri = path.replace("{slug}", "team-b");
+            let uri = path
+                .replace("{slug}", "team-b")
+                .replace("{username}", "mia");
             let body = match method {
+                "POST" if path.ends_with("/members") => {
+                    json!({ "username": "olu", "role": "owner" })
+                }
                 "POST" => json!({ "slug": "evil", "name": "Evil" }),
                 "PATCH" | "PUT" => json!({ "name": "Owned" }),
                 _ => Value::Null,

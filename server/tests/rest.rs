@@ -211,3 +211,106 @@ async fn the_openapi_document_is_served_and_lists_every_api_route_in_the_source(
         );
     }
 }
+
+#[sqlx::test(migrator = "app::MIGRATOR")]
+async fn admins_add_and_remove_members_by_hand_but_not_those_from_the_idp(db: PgPool) {
+    let app = TestApp::new(db);
+    app.dev_sign_in("mia").await; // mia in team-a and team-b, from the IdP
+    let olu = app.dev_sign_in("olu").await;
+    let ada = app.dev_sign_in("ada").await;
+    let (res, _) = app
+        .json_as(
+            "POST",
+            "/api/v1/teams",
+            &ada,
+            json!({ "slug": "research", "name": "Research" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+
+    let (res, text) = app
+        .json_as(
+            "POST",
+            "/api/v1/teams/research/members",
+            &ada,
+            json!({ "username": "olu", "role": "owner" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED, "{text}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap()["source"],
+        "manual"
+    );
+    let (res, _) = app
+        .json_as(
+            "POST",
+            "/api/v1/teams/research/members",
+            &ada,
+            json!({ "username": "olu", "role": "member" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    let (res, text) = app
+        .json_as(
+            "POST",
+            "/api/v1/teams/research/members",
+            &ada,
+            json!({ "username": "nobody", "role": "member" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap()["field"],
+        "username"
+    );
+    let (res, text) = app
+        .json_as(
+            "POST",
+            "/api/v1/teams/research/members",
+            &ada,
+            json!({ "username": "mia", "role": "boss" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{text}");
+
+    // olu now sees the team; a sign-in does not take the hand-added membership away.
+    let olu_again = app.dev_sign_in("olu").await;
+    let (res, _) = app.get_as("/api/v1/teams/research", &olu_again).await;
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // Memberships from the IdP are changed in the IdP.
+    let (res, text) = app
+        .json_as(
+            "DELETE",
+            "/api/v1/teams/team-a/members/mia",
+            &ada,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CONFLICT, "{text}");
+    assert!(text.contains("/team-a"), "{text}");
+
+    let (res, _) = app
+        .json_as(
+            "DELETE",
+            "/api/v1/teams/research/members/olu",
+            &ada,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let (res, _) = app.get_as("/api/v1/teams/research", &olu).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+
+    let (_, text) = app
+        .get_as("/api/v1/audit?team=research&action=membership.", &ada)
+        .await;
+    let audit: Value = serde_json::from_str(&text).unwrap();
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["membership.removed", "membership.added"]);
+}

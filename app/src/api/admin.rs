@@ -50,3 +50,33 @@ pub async fn admin_audit(
     let actor = super::actor()?;
     Ok(crate::domain::audit::list(&state.db, &actor, &filter, cursor.as_deref(), 50).await?)
 }
+
+#[server(prefix = "/rpc", endpoint = "admin_add_member")]
+pub async fn admin_add_member(
+    slug: String,
+    member: crate::model::NewMember,
+) -> Result<crate::model::Member, AppError> {
+    let state = super::app_state()?;
+    let actor = super::actor()?;
+    let mut tx = state.db.begin().await.map_err(crate::domain::Error::from)?;
+    let added = crate::domain::teams::add_member(
+        &mut tx,
+        &actor,
+        &slug,
+        member.username.trim(),
+        member.role,
+    )
+    .await?;
+    tx.commit().await.map_err(crate::domain::Error::from)?;
+    Ok(added)
+}
+
+#[server(prefix = "/rpc", endpoint = "admin_remove_member")]
+pub async fn admin_remove_member(slug: String, username: String) -> Result<(), AppError> {
+    let state = super::app_state()?;
+    let actor = super::actor()?;
+    let mut tx = state.db.begin().await.map_err(crate::domain::Error::from)?;
+    crate::domain::teams::remove_member(&mut tx, &actor, &slug, &username).await?;
+    tx.commit().await.map_err(crate::domain::Error::from)?;
+    Ok(())
+}

@@ -119,7 +119,7 @@ pub async fn list(
     )
     .fetch_all(conn)
     .await?;
-    let mut items: Vec<AuditEntry> = rows
+    let items: Vec<AuditEntry> = rows
         .into_iter()
         .map(|r| AuditEntry {
             id: r.id,
@@ -134,11 +134,5 @@ pub async fn list(
             request_id: r.request_id,
         })
         .collect();
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|e| e.id.to_string())
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    Ok(Page::from_overfetch(items, limit, |e| e.id.to_string()))
 }

@@ -52,6 +52,8 @@ pub enum Action {
     CreateTeam,
     /// Change a team's name or description.
     EditTeam(Uuid),
+    /// Add or remove members by hand.
+    ManageMembers(Uuid),
     /// List every team, not only one's own.
     ListAllTeams,
     /// List users.
@@ -82,7 +84,7 @@ impl Actor {
                 Some(TeamRole::Member) => Err(Error::Forbidden),
                 None => Err(Error::NotFound),
             },
-            Action::EditTeam(team) => match self.role_in(team) {
+            Action::EditTeam(team) | Action::ManageMembers(team) => match self.role_in(team) {
                 Some(_) => Err(Error::Forbidden),
                 None => Err(Error::NotFound),
             },

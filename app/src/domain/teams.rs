@@ -8,7 +8,9 @@ use super::audit::{self, By, Record};
 use super::authz::{Action, Actor};
 use super::error::{Error, Result, violated_constraint};
 use super::identity::source;
-use crate::model::{Member, NewTeam, Page, Team, TeamDetail, TeamPatch, TeamRole, rules};
+use crate::model::{
+    Member, MembershipSource, NewTeam, Page, Team, TeamDetail, TeamPatch, TeamRole, rules,
+};
 
 /// Largest page of teams.
 pub const MAX_LIMIT: i64 = 200;
@@ -43,7 +45,7 @@ pub async fn list(
     )
     .fetch_all(conn)
     .await?;
-    let mut items: Vec<Team> = rows
+    let items: Vec<Team> = rows
         .into_iter()
         .map(|r| Team {
             slug: r.slug,
@@ -55,13 +57,7 @@ pub async fn list(
             updated_at: r.updated_at,
         })
         .collect();
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|t| t.slug.clone())
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    Ok(Page::from_overfetch(items, limit, |t| t.slug.clone()))
 }
 
 /// The id of the team with `slug`, if the actor may see it; otherwise
@@ -209,4 +205,114 @@ pub async fn update(
         .await?;
     }
     Ok(after)
+}
+
+/// Adds a person to a team by hand (admins only). Only people who have
+/// signed in at least once can be added. Run it in a transaction.
+pub async fn add_member(
+    tx: &mut PgConnection,
+    actor: &Actor,
+    slug: &str,
+    username: &str,
+    role: TeamRole,
+) -> Result<Member> {
+    let team_id = visible_id(&mut *tx, actor, slug).await?;
+    actor.authorize(Action::ManageMembers(team_id))?;
+    let user = sqlx::query!(
+        "SELECT id, display_name FROM users WHERE username = $1 ORDER BY last_sign_in_at DESC NULLS LAST LIMIT 1",
+        username
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| Error::Validation {
+        field: "username".into(),
+        message: format!("nobody named {username:?} has signed in to Corral yet"),
+    })?;
+    let inserted = sqlx::query!(
+        r#"INSERT INTO memberships (team_id, user_id, role, source) VALUES ($1, $2, $3, 'manual')
+           ON CONFLICT (team_id, user_id) DO NOTHING"#,
+        team_id,
+        user.id,
+        role as TeamRole,
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(Error::Conflict(format!(
+            "{username} is already a member of {slug}"
+        )));
+    }
+    audit::record(
+        &mut *tx,
+        By::Actor(actor),
+        Record {
+            action: "membership.added",
+            target_kind: "membership",
+            target_id: &format!("{slug}/{username}"),
+            team_id: Some(team_id),
+            before: None,
+            after: Some(json!({ "team": slug, "user": username, "role": role.as_str(), "source": "manual" })),
+        },
+    )
+    .await?;
+    Ok(Member {
+        username: username.to_owned(),
+        display_name: user.display_name,
+        role,
+        source: MembershipSource::Manual,
+    })
+}
+
+/// Removes a membership an admin added. Memberships that come from the IdP
+/// are refused: the next sign-in would restore them, so they are changed in
+/// the IdP. Run it in a transaction.
+pub async fn remove_member(
+    tx: &mut PgConnection,
+    actor: &Actor,
+    slug: &str,
+    username: &str,
+) -> Result<()> {
+    let team_id = visible_id(&mut *tx, actor, slug).await?;
+    actor.authorize(Action::ManageMembers(team_id))?;
+    let row = sqlx::query!(
+        r#"SELECT m.user_id, m.role AS "role: TeamRole", m.source
+             FROM memberships m JOIN users u ON u.id = m.user_id
+            WHERE m.team_id = $1 AND u.username = $2"#,
+        team_id,
+        username
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(Error::NotFound)?;
+    if row.source == "idp" {
+        let group = sqlx::query_scalar!("SELECT idp_group FROM teams WHERE id = $1", team_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .unwrap_or_default();
+        return Err(Error::Conflict(format!(
+            "{username}'s membership comes from the identity provider group {group}; remove it there"
+        )));
+    }
+    sqlx::query!(
+        "DELETE FROM memberships WHERE team_id = $1 AND user_id = $2",
+        team_id,
+        row.user_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut *tx,
+        By::Actor(actor),
+        Record {
+            action: "membership.removed",
+            target_kind: "membership",
+            target_id: &format!("{slug}/{username}"),
+            team_id: Some(team_id),
+            before: Some(json!({ "team": slug, "user": username, "role": row.role.as_str(), "source": "manual" })),
+            after: None,
+        },
+    )
+    .await?;
+    Ok(())
 }

@@ -120,6 +120,16 @@ pub struct NewTeam {
     pub idp_group: Option<String>,
 }
 
+/// What an admin sends to add someone to a team by hand.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewMember {
+    /// Username of someone who has signed in to Corral.
+    pub username: String,
+    pub role: TeamRole,
+}
+
 /// What an admin sends to change a team; absent fields stay as they are.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]

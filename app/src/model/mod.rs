@@ -11,7 +11,7 @@ mod profile;
 
 pub use audit::{AuditEntry, AuditFilter, Page};
 pub use identity::{
-    Me, Member, MembershipSource, MyTeam, NewTeam, Team, TeamDetail, TeamPatch, TeamRole, User,
-    rules,
+    Me, Member, MembershipSource, MyTeam, NewMember, NewTeam, Team, TeamDetail, TeamPatch,
+    TeamRole, User, rules,
 };
 pub use profile::{About, Profile};

@@ -7,10 +7,11 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::{
-    AdminCreateTeam, AdminUpdateTeam, admin_audit, admin_teams, admin_users, get_team_detail,
+    AdminAddMember, AdminCreateTeam, AdminRemoveMember, AdminUpdateTeam, admin_audit, admin_teams,
+    admin_users, get_team_detail,
 };
-use crate::components::error::ErrorPanel;
-use crate::model::{AppError, AuditFilter};
+use crate::components::{error::ErrorPanel, role_badge::RoleBadge};
+use crate::model::{AppError, AuditFilter, MembershipSource};
 
 fn fmt_time(t: time::OffsetDateTime) -> String {
     let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
@@ -105,9 +106,18 @@ pub fn AdminTeamPage() -> impl IntoView {
     let params = use_params_map();
     let slug = move || params.with(|p| p.get("slug").unwrap_or_default());
     let update = ServerAction::<AdminUpdateTeam>::new();
+    let add = ServerAction::<AdminAddMember>::new();
+    let remove = ServerAction::<AdminRemoveMember>::new();
     let team = Resource::new(
-        move || (slug(), update.version().get()),
-        |(s, _)| get_team_detail(s),
+        move || {
+            (
+                slug(),
+                update.version().get(),
+                add.version().get(),
+                remove.version().get(),
+            )
+        },
+        |(s, ..)| get_team_detail(s),
     );
     view! {
         <Title text="Edit team · Admin"/>
@@ -115,7 +125,9 @@ pub fn AdminTeamPage() -> impl IntoView {
         <ErrorBoundary fallback=|errors| view! { <ErrorPanel errors/> }>
             <Suspense fallback=|| view! { <p class="mt-6 text-slate-500">"Loading…"</p> }>
                 {move || Suspend::new(async move {
-                    team.await.map(|d| view! {
+                    team.await.map(|d| {
+                        let slug = d.team.slug.clone();
+                        view! {
                         <section class="mt-6 max-w-xl rounded-xl bg-white p-6 shadow-sm ring-1 ring-slate-200">
                             <h1 class="text-lg font-semibold">"Edit " <span class="font-mono">{d.team.slug.clone()}</span></h1>
                             <ActionForm action=update attr:class="mt-4 space-y-3">
@@ -126,10 +138,70 @@ pub fn AdminTeamPage() -> impl IntoView {
                                 <Outcome value=update.value() ok=|t| format!("Saved {}", t.name)/>
                             </ActionForm>
                         </section>
-                    })
+                        <MembersEditor slug members=d.members add remove/>
+                    }})
                 })}
             </Suspense>
         </ErrorBoundary>
+    }
+}
+
+/// A team's members, with removal for hand-added ones and a form to add more.
+#[component]
+fn MembersEditor(
+    slug: String,
+    members: Vec<crate::model::Member>,
+    add: ServerAction<AdminAddMember>,
+    remove: ServerAction<AdminRemoveMember>,
+) -> impl IntoView {
+    view! {
+                        <section class="mt-6 max-w-xl rounded-xl bg-white p-6 shadow-sm ring-1 ring-slate-200">
+                            <h2 class="font-semibold">"Members"</h2>
+                            <p class="mt-1 text-xs text-slate-500">
+                                "Members from the identity provider are managed there and refreshed at each sign-in; people added here stay until removed here."
+                            </p>
+                            <table class="mt-3 w-full text-sm" data-testid="admin-members">
+                                <tbody class="divide-y divide-slate-100">
+                                    {members.into_iter().map(|m| {
+                                        let slug = slug.clone();
+                                        let username = m.username.clone();
+                                        view! {
+                                            <tr data-testid=format!("admin-member-{}", m.username)>
+                                                <td class="py-1.5">{m.display_name.clone()} <span class="text-xs text-slate-500">"@" {m.username.clone()}</span></td>
+                                                <td class="py-1.5"><RoleBadge role=m.role/></td>
+                                                <td class="py-1.5 text-right">
+                                                    {match m.source {
+                                                        MembershipSource::Idp => view! { <span class="text-xs text-slate-500">"from the IdP"</span> }.into_any(),
+                                                        MembershipSource::Manual => view! {
+                                                            <ActionForm action=remove>
+                                                                <input type="hidden" name="slug" value=slug/>
+                                                                <input type="hidden" name="username" value=username/>
+                                                                <button type="submit" class="text-xs text-rose-600 hover:text-rose-500" data-testid="remove-member">"Remove"</button>
+                                                            </ActionForm>
+                                                        }.into_any(),
+                                                    }}
+                                                </td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                            <ActionForm action=add attr:class="mt-4 flex flex-wrap items-end gap-3">
+                                <input type="hidden" name="slug" value=slug.clone()/>
+                                <label class="text-sm">"Username"
+                                    <input name="member[username]" required class="ml-1 rounded-md px-2 py-1 ring-1 ring-slate-300"/>
+                                </label>
+                                <label class="text-sm">"Role"
+                                    <select name="member[role]" class="ml-1 rounded-md px-2 py-1 ring-1 ring-slate-300">
+                                        <option value="member">"member"</option>
+                                        <option value="owner">"owner"</option>
+                                    </select>
+                                </label>
+                                <button type="submit" data-testid="add-member" class="rounded-md bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white hover:bg-indigo-500">"Add"</button>
+                            </ActionForm>
+                            <Outcome value=add.value() ok=|m| format!("Added {}", m.username)/>
+                            <Outcome value=remove.value() ok=|_| "Removed".to_owned()/>
+                        </section>
     }
 }
 

@@ -71,6 +71,8 @@ pub fn routes() -> (axum::Router<ServerState>, utoipa::openapi::OpenApi) {
         .routes(routes!(me::get_me))
         .routes(routes!(teams::list_teams, teams::create_team))
         .routes(routes!(teams::get_team, teams::update_team))
+        .routes(routes!(teams::add_member))
+        .routes(routes!(teams::remove_member))
         .routes(routes!(audit::list_audit))
         .split_for_parts()
 }

@@ -1,6 +1,6 @@
 //! `/api/v1/teams`.
 
-use app::model::{NewTeam, Page, Team, TeamDetail, TeamPatch};
+use app::model::{Member, NewMember, NewTeam, Page, Team, TeamDetail, TeamPatch};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -85,4 +85,50 @@ pub async fn update_team(
     let team = app::domain::teams::update(&mut tx, &actor, &slug, &patch).await?;
     tx.commit().await.map_err(app::domain::Error::from)?;
     Ok(Json(team))
+}
+
+/// Adds someone who has signed in to a team by hand (admins only).
+#[utoipa::path(post, path = "/api/v1/teams/{slug}/members", tag = "admin", request_body = NewMember,
+    params(("slug" = String, Path, description = "Team slug")),
+    responses(
+        (status = 201, body = Member),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn add_member(
+    State(s): State<ServerState>,
+    Caller(actor): Caller,
+    Path(slug): Path<String>,
+    Body(new): Body<NewMember>,
+) -> Result<(StatusCode, Json<Member>), Problem> {
+    let mut tx = s.app.db.begin().await.map_err(app::domain::Error::from)?;
+    let member =
+        app::domain::teams::add_member(&mut tx, &actor, &slug, &new.username, new.role).await?;
+    tx.commit().await.map_err(app::domain::Error::from)?;
+    Ok((StatusCode::CREATED, Json(member)))
+}
+
+/// Removes a membership an admin added (admins only). Memberships from the
+/// IdP are changed in the IdP: 409.
+#[utoipa::path(delete, path = "/api/v1/teams/{slug}/members/{username}", tag = "admin",
+    params(("slug" = String, Path, description = "Team slug"), ("username" = String, Path, description = "Member's username")),
+    responses(
+        (status = 204),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn remove_member(
+    State(s): State<ServerState>,
+    Caller(actor): Caller,
+    Path((slug, username)): Path<(String, String)>,
+) -> Result<StatusCode, Problem> {
+    let mut tx = s.app.db.begin().await.map_err(app::domain::Error::from)?;
+    app::domain::teams::remove_member(&mut tx, &actor, &slug, &username).await?;
+    tx.commit().await.map_err(app::domain::Error::from)?;
+    Ok(StatusCode::NO_CONTENT)
 }
