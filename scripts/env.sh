@@ -6,7 +6,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export ROOT
 
 # Build cache outside the clone, so that fresh clones build incrementally.
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${CORRAL_CACHE:-$HOME/.cache/corral}/target}
+# (Not a CORRAL_* variable: those are Corral's settings, and unknown ones stop it.)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/corral/target}
 export PATH="$HOME/.cargo/bin:$PATH"
 # Builds use the committed .sqlx/ query metadata; no database is needed to compile.
 export SQLX_OFFLINE=true

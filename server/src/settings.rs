@@ -383,6 +383,18 @@ mod tests {
     }
 
     #[test]
+    fn production_turns_the_development_sign_in_off() {
+        let s = load(&[
+            ("CORRAL_PROFILE", "production"),
+            ("CORRAL_OIDC__ISSUER", "https://kc.example/realms/corral"),
+            ("CORRAL_SESSION__SECRET", "0123456789abcdef0123456789abcdef"),
+            ("CORRAL_DATABASE__URL", "postgres://db/corral"),
+        ])
+        .unwrap();
+        assert!(!s.dev_sign_in());
+    }
+
+    #[test]
     fn secrets_can_come_from_files() {
         let dir = std::env::temp_dir().join(format!("corral-settings-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

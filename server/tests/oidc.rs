@@ -155,6 +155,12 @@ async fn signing_out_ends_the_session_on_the_server_and_at_the_idp(db: PgPool) {
         "{to}"
     );
     assert!(to.contains("id_token_hint="), "{to}");
+    let signed_out: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'user.signed_out'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(signed_out, 1, "the sign-out is in the audit log");
     // The old cookie is worthless now.
     let (res, _) = app.get_as("/api/v1/me", &cookie).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);

@@ -46,8 +46,6 @@ pub struct Actor {
 pub enum Action {
     /// See a team, its members and its settings.
     ViewTeam(Uuid),
-    /// See a team's audit trail.
-    ViewTeamAudit(Uuid),
     /// Create a team.
     CreateTeam,
     /// Change a team's name or description.
@@ -79,11 +77,6 @@ impl Actor {
         }
         match action {
             Action::ViewTeam(team) => self.role_in(team).map(|_| ()).ok_or(Error::NotFound),
-            Action::ViewTeamAudit(team) => match self.role_in(team) {
-                Some(TeamRole::Owner) => Ok(()),
-                Some(TeamRole::Member) => Err(Error::Forbidden),
-                None => Err(Error::NotFound),
-            },
             Action::EditTeam(team) | Action::ManageMembers(team) => match self.role_in(team) {
                 Some(_) => Err(Error::Forbidden),
                 None => Err(Error::NotFound),
@@ -128,11 +121,11 @@ mod tests {
             Err(Error::NotFound)
         ));
         assert!(matches!(
-            member.authorize(Action::ViewTeamAudit(b)),
+            member.authorize(Action::ManageMembers(b)),
             Err(Error::NotFound)
         ));
         assert!(matches!(
-            member.authorize(Action::ViewTeamAudit(a)),
+            member.authorize(Action::ManageMembers(a)),
             Err(Error::Forbidden)
         ));
     }

@@ -512,9 +512,36 @@ pub async fn logout_url(auth: &Auth, signed_in: &SessionAuth) -> Option<String> 
 }
 
 /// `POST /auth/logout`: ends Corral's session server-side, then the IdP's.
-pub async fn logout(State(auth): State<Arc<Auth>>, session: Session) -> Response {
+pub async fn logout(
+    State(crate::ServerState {
+        app: app_state,
+        auth,
+        ..
+    }): State<crate::ServerState>,
+    actor: Option<axum::Extension<app::domain::Actor>>,
+    session: Session,
+) -> Response {
     let signed_in: Option<SessionAuth> = session.get(SESSION_AUTH).await.ok().flatten();
     let _ = session.flush().await;
+    if let Some(axum::Extension(actor)) = &actor {
+        let user_id = actor.user.id.to_string();
+        let recorded = app::domain::audit::record(
+            &app_state.db,
+            app::domain::audit::By::Actor(actor),
+            app::domain::audit::Record {
+                action: "user.signed_out",
+                target_kind: "user",
+                target_id: &user_id,
+                team_id: None,
+                before: None,
+                after: None,
+            },
+        )
+        .await;
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, "could not record the sign-out in the audit log");
+        }
+    }
     let idp = match &signed_in {
         Some(s) => logout_url(&auth, s).await,
         None => None,

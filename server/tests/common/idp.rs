@@ -148,7 +148,14 @@ impl Idp {
                     .body(Body::empty())
                     .unwrap();
                 let (res, body) = app.send(req).await;
-                let cookie = session_cookie(&res).unwrap_or(cookie);
+                let rotated = session_cookie(&res);
+                if res.status() == StatusCode::SEE_OTHER {
+                    assert!(
+                        rotated.as_ref().is_some_and(|c| *c != cookie),
+                        "signing in gives a new session id"
+                    );
+                }
+                let cookie = rotated.unwrap_or(cookie);
                 return (res, body, cookie);
             }
             let res = browser.get(&url).send().await.unwrap();
