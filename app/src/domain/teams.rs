@@ -30,8 +30,9 @@ pub async fn list(
         });
     }
     let all = actor.authorize(Action::ListAllTeams).is_ok();
-    let rows = sqlx::query!(
-        r#"SELECT t.id, t.slug, t.name, t.description, t.idp_group, t.created_at, t.updated_at,
+    let items = sqlx::query_as!(
+        Team,
+        r#"SELECT t.slug, t.name, t.description, t.idp_group, t.created_at, t.updated_at,
                   (SELECT count(*) FROM memberships m WHERE m.team_id = t.id) AS "member_count!"
              FROM teams t
             WHERE t.slug > $1
@@ -45,18 +46,6 @@ pub async fn list(
     )
     .fetch_all(conn)
     .await?;
-    let items: Vec<Team> = rows
-        .into_iter()
-        .map(|r| Team {
-            slug: r.slug,
-            name: r.name,
-            description: r.description,
-            idp_group: r.idp_group,
-            member_count: r.member_count,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        })
-        .collect();
     Ok(Page::from_overfetch(items, limit, |t| t.slug.clone()))
 }
 
@@ -96,23 +85,15 @@ pub async fn get(conn: &mut PgConnection, actor: &Actor, slug: &str) -> Result<T
 }
 
 async fn fetch(conn: impl PgExecutor<'_>, id: Uuid) -> Result<Team> {
-    let r = sqlx::query!(
+    Ok(sqlx::query_as!(
+        Team,
         r#"SELECT t.slug, t.name, t.description, t.idp_group, t.created_at, t.updated_at,
                   (SELECT count(*) FROM memberships m WHERE m.team_id = t.id) AS "member_count!"
              FROM teams t WHERE t.id = $1"#,
         id
     )
     .fetch_one(conn)
-    .await?;
-    Ok(Team {
-        slug: r.slug,
-        name: r.name,
-        description: r.description,
-        idp_group: r.idp_group,
-        member_count: r.member_count,
-        created_at: r.created_at,
-        updated_at: r.updated_at,
-    })
+    .await?)
 }
 
 /// Creates a team (admins only). Run it in a transaction.
