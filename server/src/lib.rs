@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod database;
+pub mod gateway;
 pub mod health;
 pub mod rest;
 pub mod settings;
@@ -233,4 +234,26 @@ pub async fn rpc_error_status(
         parts.status = status;
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
 }

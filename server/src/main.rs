@@ -61,6 +61,9 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
                 version: env!("CARGO_PKG_VERSION"),
                 dev_sign_in: auth.dev_sign_in,
                 oidc: auth.oidc.is_some(),
+                pepper: settings.pepper(),
+                gateway_url: (settings.gateway.enabled || settings.gateway.public_url.is_some())
+                    .then(|| settings.gateway_url()),
             }),
             probes: server::probes(&auth),
         },
@@ -77,7 +80,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         },
     };
     // Expired sessions are deleted hourly.
-    let store = tower_sessions_sqlx_store::PostgresStore::new(db);
+    let store = tower_sessions_sqlx_store::PostgresStore::new(db.clone());
     tokio::spawn(async move {
         use tower_sessions::ExpiredDeletion;
         if let Err(e) = store
@@ -89,6 +92,48 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     });
     let app = server::router(state);
 
+    // The built-in Ollama simulator (local runs): a real Ollama on the port
+    // wins, and the gateway then talks to it.
+    if settings.sim_enabled() {
+        let addr = SocketAddr::new(settings.sim.host, settings.sim.port);
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                let sim = ollama_sim::Sim::new(ollama_sim::SimConfig {
+                    ttft: Duration::from_millis(settings.sim.ttft_ms),
+                    token_gap: Duration::from_millis(settings.sim.token_ms),
+                    parallel: settings.sim.parallel,
+                    ..Default::default()
+                });
+                tracing::info!("simulated Ollama (ollama-sim) is listening on http://{addr}");
+                tokio::spawn(async move {
+                    if let Err(e) = ollama_sim::serve(listener, sim).await {
+                        tracing::error!(error = %e, "ollama-sim stopped");
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(
+                "sim.port (CORRAL_SIM__PORT): {addr} is taken ({e}); not starting the simulator (is a real Ollama running there?)"
+            ),
+        }
+    }
+    let gateway = if settings.gateway.enabled {
+        let (gateway, workers) = server::gateway::Gateway::start(&settings, db.clone()).await?;
+        let addr = SocketAddr::new(settings.gateway.host, settings.gateway.port);
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            anyhow::anyhow!("gateway.port (CORRAL_GATEWAY__PORT): cannot listen on {addr}: {e}")
+        })?;
+        tracing::info!(upstreams = %settings.gateway.upstreams, "gateway is listening on http://{addr}");
+        let g = gateway.clone();
+        tokio::spawn(async move {
+            if let Err(e) = server::gateway::serve(listener, g, server::shutdown_signal()).await {
+                tracing::error!(error = %e, "gateway stopped");
+            }
+        });
+        Some((gateway, workers))
+    } else {
+        None
+    };
+
     let addr = SocketAddr::new(settings.server.host, settings.server.port);
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         anyhow::anyhow!("server.port (CORRAL_SERVER__PORT): cannot listen on {addr}: {e}")
@@ -99,29 +144,12 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         "Corral is listening on http://{addr}"
     );
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(server::shutdown_signal())
         .await?;
+    if let Some((gateway, workers)) = gateway {
+        let _ = tokio::time::timeout(Duration::from_secs(15), gateway.usage.close()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), workers.usage).await;
+    }
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
 }

@@ -28,6 +28,9 @@ pub struct Settings {
     pub oidc: OidcSettings,
     pub auth: AuthSettings,
     pub log: LogSettings,
+    pub keys: KeySettings,
+    pub gateway: GatewaySettings,
+    pub sim: SimSettings,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -90,6 +93,77 @@ pub struct AuthSettings {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct KeySettings {
+    /// Server-side secret mixed into every API key's HMAC (at least 32
+    /// bytes). Required in production; the local profile uses a fixed,
+    /// public development pepper. Changing it invalidates every key.
+    pub pepper: Option<SecretString>,
+}
+
+/// The development pepper of the local profile: public, so never for real keys.
+pub const LOCAL_PEPPER: &str = "corral-local-development-pepper-not-secret";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// `corral` serves the gateway too (on `gateway.port`); the
+    /// `corral-gateway` binary serves only the gateway.
+    pub enabled: bool,
+    pub host: IpAddr,
+    pub port: u16,
+    /// Where clients reach the gateway, shown beside new keys.
+    pub public_url: Option<url::Url>,
+    /// Ollama base URLs, comma-separated.
+    pub upstreams: String,
+    /// Requests each upstream runs at once (its `OLLAMA_NUM_PARALLEL`);
+    /// more are counted as queued in `ollama_queue_depth`.
+    pub upstream_parallel: u32,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Structured output check on non-streamed replies whose `format` is a
+    /// JSON schema: `reject` (502 with the errors), `header` (pass the reply
+    /// through with `X-Corral-Format-Errors`) or `off`.
+    pub format_check: FormatCheck,
+    /// Usage events per database write.
+    pub usage_batch_size: usize,
+    /// Longest wait before a partial batch is written, in milliseconds.
+    pub usage_flush_ms: u64,
+    /// Events held in memory while Postgres is away; beyond this they go to
+    /// `spool_dir` on disk.
+    pub usage_buffer_events: usize,
+    /// Directory for usage events that do not fit in memory during an outage.
+    pub spool_dir: PathBuf,
+    /// How long a verified key is trusted without asking Postgres again (a
+    /// change reaches the gateway at once through LISTEN/NOTIFY anyway).
+    pub key_cache_secs: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FormatCheck {
+    Reject,
+    Header,
+    Off,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimSettings {
+    /// Run the built-in Ollama simulator (`ollama-sim`) inside `corral`.
+    /// Default: on under `local`, refused under `production`.
+    pub enabled: Option<bool>,
+    pub host: IpAddr,
+    pub port: u16,
+    /// Time to first token, in milliseconds.
+    pub ttft_ms: u64,
+    /// Gap between streamed tokens, in milliseconds.
+    pub token_ms: u64,
+    /// Generations at once (`OLLAMA_NUM_PARALLEL`).
+    pub parallel: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogSettings {
     /// `text` or `json`.
     pub format: LogFormat,
@@ -122,6 +196,15 @@ fn defaults() -> serde_json::Value {
         },
         "auth": { "dev_sign_in": null },
         "log": { "format": "text", "filter": "info,sqlx=warn,tower_http=info" },
+        "keys": { "pepper": null },
+        "gateway": {
+            "enabled": true, "host": "127.0.0.1", "port": 11435, "public_url": null,
+            "upstreams": "http://127.0.0.1:11434", "upstream_parallel": 4,
+            "max_body_bytes": 16 * 1024 * 1024, "format_check": "reject",
+            "usage_batch_size": 500, "usage_flush_ms": 200, "usage_buffer_events": 20000,
+            "spool_dir": ".corral/usage-spool", "key_cache_secs": 60,
+        },
+        "sim": { "enabled": null, "host": "127.0.0.1", "port": 11434, "ttft_ms": 40, "token_ms": 25, "parallel": 4 },
     })
 }
 
@@ -228,8 +311,45 @@ impl Settings {
                 self.log.filter
             ));
         }
+        if let Some(p) = &self.keys.pepper
+            && p.expose_secret().len() < 32
+        {
+            return fail("keys.pepper (CORRAL_KEYS__PEPPER): must be at least 32 bytes".into());
+        }
+        if let Err(e) = self.upstreams() {
+            return fail(e);
+        }
+        if self.gateway.port == 0 {
+            return fail("gateway.port (CORRAL_GATEWAY__PORT): must be between 1 and 65535".into());
+        }
+        if self.gateway.upstream_parallel == 0 {
+            return fail(
+                "gateway.upstream_parallel (CORRAL_GATEWAY__UPSTREAM_PARALLEL): must be at least 1"
+                    .into(),
+            );
+        }
+        if self.gateway.usage_batch_size == 0 || self.gateway.usage_buffer_events == 0 {
+            return fail("gateway.usage_batch_size and gateway.usage_buffer_events (CORRAL_GATEWAY__USAGE_BATCH_SIZE, CORRAL_GATEWAY__USAGE_BUFFER_EVENTS): must be at least 1".into());
+        }
+        if self.gateway.max_body_bytes < 1024 {
+            return fail(
+                "gateway.max_body_bytes (CORRAL_GATEWAY__MAX_BODY_BYTES): must be at least 1024"
+                    .into(),
+            );
+        }
+        if self.sim.parallel == 0 {
+            return fail("sim.parallel (CORRAL_SIM__PARALLEL): must be at least 1".into());
+        }
         if self.profile == Profile::Production {
             let mut missing = Vec::new();
+            if self.keys.pepper.is_none() {
+                missing.push(
+                    "keys.pepper (CORRAL_KEYS__PEPPER or CORRAL_KEYS__PEPPER_FILE) is required",
+                );
+            }
+            if self.sim.enabled == Some(true) {
+                missing.push("sim.enabled (CORRAL_SIM__ENABLED) must be false: the Ollama simulator is for local runs and tests");
+            }
             match &self.oidc.issuer {
                 None => missing.push("oidc.issuer (CORRAL_OIDC__ISSUER) is required"),
                 Some(u) if u.scheme() != "https" => {
@@ -267,6 +387,56 @@ impl Settings {
         match &self.server.public_url {
             Some(u) => u.as_str().trim_end_matches('/').to_owned(),
             None => format!("http://{}:{}", self.server.host, self.server.port),
+        }
+    }
+
+    /// The Ollama upstreams, parsed.
+    pub fn upstreams(&self) -> Result<Vec<url::Url>, String> {
+        let list: Vec<&str> = self
+            .gateway
+            .upstreams
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect();
+        if list.is_empty() {
+            return Err("gateway.upstreams (CORRAL_GATEWAY__UPSTREAMS): name at least one Ollama URL, e.g. http://ollama:11434".into());
+        }
+        list.into_iter()
+            .map(|u| {
+                url::Url::parse(u)
+                    .ok()
+                    .filter(|p| matches!(p.scheme(), "http" | "https") && p.host().is_some())
+                    .ok_or_else(|| {
+                        format!("gateway.upstreams (CORRAL_GATEWAY__UPSTREAMS): {u:?} is not an http(s):// URL")
+                    })
+            })
+            .collect()
+    }
+
+    /// The key pepper: the setting, or the public development pepper under
+    /// `local`.
+    pub fn pepper(&self) -> app::domain::keys::Pepper {
+        app::domain::keys::Pepper::new(
+            self.keys
+                .pepper
+                .as_ref()
+                .map(|p| p.expose_secret().as_bytes().to_vec())
+                .unwrap_or_else(|| LOCAL_PEPPER.as_bytes().to_vec()),
+        )
+    }
+
+    /// Whether `corral` runs the built-in Ollama simulator: by default under
+    /// `local` only.
+    pub fn sim_enabled(&self) -> bool {
+        self.sim.enabled.unwrap_or(self.profile == Profile::Local)
+    }
+
+    /// Where clients reach the gateway, without a trailing slash.
+    pub fn gateway_url(&self) -> String {
+        match &self.gateway.public_url {
+            Some(u) => u.as_str().trim_end_matches('/').to_owned(),
+            None => format!("http://{}:{}", self.gateway.host, self.gateway.port),
         }
     }
 
@@ -389,9 +559,39 @@ mod tests {
             ("CORRAL_OIDC__ISSUER", "https://kc.example/realms/corral"),
             ("CORRAL_SESSION__SECRET", "0123456789abcdef0123456789abcdef"),
             ("CORRAL_DATABASE__URL", "postgres://db/corral"),
+            ("CORRAL_KEYS__PEPPER", "fedcba9876543210fedcba9876543210"),
         ])
         .unwrap();
         assert!(!s.dev_sign_in());
+        assert!(!s.sim_enabled());
+    }
+
+    #[test]
+    fn production_requires_a_key_pepper_and_refuses_the_simulator() {
+        let e = load(&[
+            ("CORRAL_PROFILE", "production"),
+            ("CORRAL_SIM__ENABLED", "true"),
+        ])
+        .unwrap_err()
+        .0;
+        assert!(e.contains("keys.pepper"), "{e}");
+        assert!(e.contains("sim.enabled"), "{e}");
+    }
+
+    #[test]
+    fn gateway_upstreams_are_a_comma_separated_list_of_urls() {
+        let s = load(&[(
+            "CORRAL_GATEWAY__UPSTREAMS",
+            "http://ollama-0:11434, http://ollama-1:11434",
+        )])
+        .unwrap();
+        assert_eq!(s.upstreams().unwrap().len(), 2);
+        let e = load(&[("CORRAL_GATEWAY__UPSTREAMS", "ollama:11434")])
+            .unwrap_err()
+            .0;
+        assert!(e.contains("CORRAL_GATEWAY__UPSTREAMS"), "{e}");
+        let e = load(&[("CORRAL_KEYS__PEPPER", "short")]).unwrap_err().0;
+        assert!(e.contains("keys.pepper"), "{e}");
     }
 
     #[test]

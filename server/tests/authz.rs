@@ -30,8 +30,142 @@ enum Kind {
     Admin,
 }
 
+/// Team-b's key request (pending) and key, made by mia, for the matrix to aim at.
+struct TeamB {
+    request: String,
+    key: String,
+}
+
+/// mia (member of team-a and team-b) asks for two keys in team-b; ada (an
+/// admin) approves the second, and mia collects it.
+async fn team_b_keys(app: &TestApp, mia: &str) -> TeamB {
+    let (res, body) = app
+        .json_as(
+            "POST",
+            "/api/v1/teams/team-b/key-requests",
+            mia,
+            json!({ "name": "pending" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED, "{body}");
+    let request = serde_json::from_str::<Value>(&body).unwrap()["request"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, body) = app
+        .json_as(
+            "POST",
+            "/api/v1/teams/team-b/key-requests",
+            mia,
+            json!({ "name": "issued" }),
+        )
+        .await;
+    let second = serde_json::from_str::<Value>(&body).unwrap()["request"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ada = app.dev_sign_in("ada").await;
+    let (res, body) = app
+        .json_as(
+            "POST",
+            &format!("/api/v1/key-requests/{second}/decision"),
+            &ada,
+            json!({ "approve": true }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK, "{body}");
+    let (res, body) = app
+        .json_as(
+            "POST",
+            &format!("/api/v1/key-requests/{second}/claim"),
+            mia,
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED, "{body}");
+    let key = serde_json::from_str::<Value>(&body).unwrap()["key"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    TeamB { request, key }
+}
+
+/// Team-b's key request and key are as they were.
+async fn team_b_untouched(app: &TestApp, b: &TeamB) {
+    let ada = app.dev_sign_in("ada").await;
+    let (_, body) = app.get_as("/api/v1/teams/team-b/key-requests", &ada).await;
+    let requests: Value = serde_json::from_str(&body).unwrap();
+    let pending = requests
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == b.request.as_str())
+        .unwrap();
+    assert_eq!(pending["state"], "pending");
+    let (_, body) = app.get_as("/api/v1/teams/team-b/keys", &ada).await;
+    let keys: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        keys.as_array().unwrap().len(),
+        1,
+        "no key was added or rotated: {keys}"
+    );
+    assert_eq!(keys[0]["id"], b.key.as_str());
+    assert_eq!(keys[0]["state"], "active");
+    let (_, body) = app.get_as("/api/v1/teams/team-b/policy", &ada).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["max_key_days"],
+        90
+    );
+}
+
 /// Every server function, classified, with form arguments aimed at team-b.
-fn server_functions() -> BTreeMap<&'static str, (Kind, &'static str)> {
+fn server_functions(b: &TeamB) -> BTreeMap<&'static str, (Kind, String)> {
+    let (r, k) = (&b.request, &b.key);
+    let mut m: BTreeMap<&'static str, (Kind, String)> = BTreeMap::from([
+        (
+            "/rpc/team_keys",
+            (Kind::TeamScoped, "slug=team-b".to_owned()),
+        ),
+        (
+            "/rpc/request_key",
+            (
+                Kind::TeamScoped,
+                "slug=team-b&name=evil&inference=on".to_owned(),
+            ),
+        ),
+        (
+            "/rpc/decide_key_request",
+            (Kind::TeamScoped, format!("id={r}&decision=approve")),
+        ),
+        (
+            "/rpc/withdraw_key_request",
+            (Kind::TeamScoped, format!("id={r}")),
+        ),
+        ("/rpc/claim_key", (Kind::TeamScoped, format!("id={r}"))),
+        ("/rpc/revoke_key", (Kind::TeamScoped, format!("id={k}"))),
+        (
+            "/rpc/rotate_key",
+            (Kind::TeamScoped, format!("id={k}&grace_hours=0")),
+        ),
+        (
+            "/rpc/team_usage",
+            (Kind::TeamScoped, "slug=team-b&days=7".to_owned()),
+        ),
+        ("/rpc/admin_keys", (Kind::Admin, String::new())),
+        (
+            "/rpc/admin_update_policy",
+            (Kind::Admin, "slug=team-b&max_key_days=5".to_owned()),
+        ),
+    ]);
+    m.extend(
+        identity_functions()
+            .into_iter()
+            .map(|(p, (k, a))| (p, (k, a.to_owned()))),
+    );
+    m
+}
+
+fn identity_functions() -> BTreeMap<&'static str, (Kind, &'static str)> {
     BTreeMap::from([
         ("/rpc/check_status", (Kind::Public, "")),
         ("/rpc/about", (Kind::Public, "")),
@@ -80,10 +214,11 @@ async fn call_rpc(app: &TestApp, path: &str, cookie: &str, args: &str) -> (Statu
 async fn every_server_function_keeps_team_b_from_a_member_of_team_a(db: PgPool) {
     let app = TestApp::new(db);
     // mia is in team-a and team-b, which makes team-b exist; olu is in team-a only.
-    app.dev_sign_in("mia").await;
+    let mia = app.dev_sign_in("mia").await;
     let olu = app.dev_sign_in("olu").await;
+    let b = team_b_keys(&app, &mia).await;
 
-    let classified = server_functions();
+    let classified = server_functions(&b);
     let registered: Vec<&str> = leptos::server_fn::axum::server_fn_paths()
         .map(|(p, _)| p)
         .collect();
@@ -127,6 +262,7 @@ async fn every_server_function_keeps_team_b_from_a_member_of_team_a(db: PgPool) 
         }
     }
     // Nothing changed on the way.
+    team_b_untouched(&app, &b).await;
     let ada = app.dev_sign_in("ada").await;
     let (_, body) = app.get_as("/api/v1/teams/team-b", &ada).await;
     assert_eq!(
@@ -140,8 +276,9 @@ async fn every_server_function_keeps_team_b_from_a_member_of_team_a(db: PgPool) 
 #[sqlx::test(migrator = "app::MIGRATOR")]
 async fn every_rest_operation_keeps_team_b_from_a_member_of_team_a(db: PgPool) {
     let app = TestApp::new(db);
-    app.dev_sign_in("mia").await;
+    let mia = app.dev_sign_in("mia").await;
     let olu = app.dev_sign_in("olu").await;
+    let b = team_b_keys(&app, &mia).await;
     let (_, openapi) = server::rest::routes();
 
     let mut checked = 0;
@@ -159,15 +296,26 @@ async fn every_rest_operation_keeps_team_b_from_a_member_of_team_a(db: PgPool) {
                 .tags
                 .as_ref()
                 .is_some_and(|t| t.iter().any(|t| t == "admin"));
-            let team_scoped = path.contains("{slug}");
+            // Paths naming a team, or one of its key requests or keys.
+            let team_scoped = path.contains("{slug}") || path.contains("{id}");
+            let id = if path.starts_with("/api/v1/keys/") {
+                &b.key
+            } else {
+                &b.request
+            };
             let uri = path
                 .replace("{slug}", "team-b")
-                .replace("{username}", "mia");
+                .replace("{username}", "mia")
+                .replace("{id}", id);
             let body = match method {
                 "POST" if path.ends_with("/members") => {
                     json!({ "username": "olu", "role": "owner" })
                 }
+                "POST" if path.ends_with("/key-requests") => json!({ "name": "evil" }),
+                "POST" if path.ends_with("/decision") => json!({ "approve": true }),
+                "POST" if path.contains("{id}") => json!({}),
                 "POST" => json!({ "slug": "evil", "name": "Evil" }),
+                "PATCH" if path.ends_with("/policy") => json!({ "max_key_days": 5 }),
                 "PATCH" | "PUT" => json!({ "name": "Owned" }),
                 _ => Value::Null,
             };
@@ -219,7 +367,8 @@ async fn every_rest_operation_keeps_team_b_from_a_member_of_team_a(db: PgPool) {
             checked += 1;
         }
     }
-    assert!(checked >= 6, "only {checked} operations found");
+    assert!(checked >= 18, "only {checked} operations found");
+    team_b_untouched(&app, &b).await;
 }
 
 #[sqlx::test(migrator = "app::MIGRATOR")]

@@ -4,10 +4,12 @@
 
 mod admin;
 mod identity;
+mod keys;
 mod status;
 
 pub use admin::*;
 pub use identity::*;
+pub use keys::*;
 pub use status::*;
 
 /// The application state that the server provided to this request.

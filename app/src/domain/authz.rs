@@ -58,6 +58,17 @@ pub enum Action {
     ListUsers,
     /// Read the whole audit log.
     ViewAudit,
+    /// Ask for an API key for the team (any member).
+    RequestKey(Uuid),
+    /// Approve or deny the team's key requests, see and revoke all its keys
+    /// (owners and admins).
+    ManageTeamKeys(Uuid),
+    /// Change the team's models, limits and key policy (admins).
+    EditPolicy(Uuid),
+    /// See the team's usage (any member).
+    ViewUsage(Uuid),
+    /// See every key and request of every team.
+    ListAllKeys,
 }
 
 impl Actor {
@@ -76,14 +87,25 @@ impl Actor {
             return Ok(());
         }
         match action {
-            Action::ViewTeam(team) => self.role_in(team).map(|_| ()).ok_or(Error::NotFound),
-            Action::EditTeam(team) | Action::ManageMembers(team) => match self.role_in(team) {
-                Some(_) => Err(Error::Forbidden),
+            Action::ViewTeam(team) | Action::RequestKey(team) | Action::ViewUsage(team) => {
+                self.role_in(team).map(|_| ()).ok_or(Error::NotFound)
+            }
+            Action::ManageTeamKeys(team) => match self.role_in(team) {
+                Some(TeamRole::Owner) => Ok(()),
+                Some(TeamRole::Member) => Err(Error::Forbidden),
                 None => Err(Error::NotFound),
             },
-            Action::CreateTeam | Action::ListAllTeams | Action::ListUsers | Action::ViewAudit => {
-                Err(Error::Forbidden)
+            Action::EditTeam(team) | Action::ManageMembers(team) | Action::EditPolicy(team) => {
+                match self.role_in(team) {
+                    Some(_) => Err(Error::Forbidden),
+                    None => Err(Error::NotFound),
+                }
             }
+            Action::CreateTeam
+            | Action::ListAllTeams
+            | Action::ListUsers
+            | Action::ViewAudit
+            | Action::ListAllKeys => Err(Error::Forbidden),
         }
     }
 }
@@ -131,6 +153,31 @@ mod tests {
     }
 
     #[test]
+    fn owners_manage_their_teams_keys_members_only_ask() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let owner = actor(false, &[(a, TeamRole::Owner)]);
+        let member = actor(false, &[(a, TeamRole::Member)]);
+        assert!(owner.authorize(Action::ManageTeamKeys(a)).is_ok());
+        assert!(matches!(
+            owner.authorize(Action::ManageTeamKeys(b)),
+            Err(Error::NotFound)
+        ));
+        assert!(matches!(
+            owner.authorize(Action::EditPolicy(a)),
+            Err(Error::Forbidden)
+        ));
+        assert!(member.authorize(Action::RequestKey(a)).is_ok());
+        assert!(matches!(
+            member.authorize(Action::ManageTeamKeys(a)),
+            Err(Error::Forbidden)
+        ));
+        assert!(matches!(
+            member.authorize(Action::ViewUsage(b)),
+            Err(Error::NotFound)
+        ));
+    }
+
+    #[test]
     fn only_admins_do_admin_things() {
         let owner = actor(false, &[(Uuid::new_v4(), TeamRole::Owner)]);
         let admin = actor(true, &[]);
@@ -139,6 +186,7 @@ mod tests {
             Action::ListAllTeams,
             Action::ListUsers,
             Action::ViewAudit,
+            Action::ListAllKeys,
         ] {
             assert!(
                 matches!(owner.authorize(action), Err(Error::Forbidden)),

@@ -339,6 +339,8 @@ pub async fn my_teams(conn: impl PgExecutor<'_>, actor: &Actor) -> Result<Vec<My
     .await?;
     Ok(rows
         .into_iter()
+        // An API key's actor holds only the key's team.
+        .filter(|r| actor.teams.values().any(|(slug, _)| *slug == r.slug))
         .map(|r| MyTeam {
             slug: r.slug,
             name: r.name,

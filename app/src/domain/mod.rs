@@ -6,7 +6,9 @@ pub mod authz;
 pub mod error;
 pub mod health;
 pub mod identity;
+pub mod keys;
 pub mod teams;
+pub mod usage;
 
 pub use authz::{Action, Actor, Via};
 pub use error::{Error, Result};
@@ -39,6 +41,11 @@ pub struct Runtime {
     pub dev_sign_in: bool,
     /// Sign-in through an OpenID Provider is configured.
     pub oidc: bool,
+    /// Mixed into every API key's HMAC.
+    pub pepper: keys::Pepper,
+    /// Where clients reach the gateway, shown next to new keys
+    /// (e.g. `http://127.0.0.1:11435`); none when no gateway is configured.
+    pub gateway_url: Option<String>,
 }
 
 /// A dependency the status page checks live (the IdP, the cluster,

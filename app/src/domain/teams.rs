@@ -46,6 +46,11 @@ pub async fn list(
     )
     .fetch_all(conn)
     .await?;
+    // An API key's actor holds only the key's team.
+    let mut items = items;
+    if !all {
+        items.retain(|t| actor.teams.values().any(|(slug, _)| *slug == t.slug));
+    }
     Ok(Page::from_overfetch(items, limit, |t| t.slug.clone()))
 }
 

@@ -3,6 +3,7 @@
 mod audit;
 mod error;
 mod identity;
+mod keys;
 mod status;
 
 pub use error::AppError;
@@ -13,5 +14,10 @@ pub use audit::{AuditEntry, AuditFilter, Page};
 pub use identity::{
     Me, Member, MembershipSource, MyTeam, NewMember, NewTeam, Team, TeamDetail, TeamPatch,
     TeamRole, User, rules,
+};
+pub use keys::{
+    ApiKey, IssuedKey, KeyDecision, KeyRequest, KeyRequestOutcome, KeyRequestState, KeyScope,
+    KeyState, ModelUsage, NewKeyRequest, RevokeKey, RotateKey, TeamPolicy, TeamPolicyPatch,
+    UsageEvent, UsageSummary, key_rules,
 };
 pub use profile::{About, Profile};

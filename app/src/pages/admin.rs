@@ -13,14 +13,14 @@ use crate::api::{
 use crate::components::{error::ErrorPanel, role_badge::RoleBadge};
 use crate::model::{AppError, AuditFilter, MembershipSource};
 
-fn fmt_time(t: time::OffsetDateTime) -> String {
+pub(crate) fn fmt_time(t: time::OffsetDateTime) -> String {
     let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
     t.format(&f).unwrap_or_default()
 }
 
 /// Shows the outcome of a form: the validation message naming the field, or a success line.
 #[component]
-fn Outcome<T: Clone + Send + Sync + 'static>(
+pub(crate) fn Outcome<T: Clone + Send + Sync + 'static>(
     #[prop(into)] value: Signal<Option<Result<T, AppError>>>,
     ok: fn(&T) -> String,
 ) -> impl IntoView {
@@ -84,7 +84,7 @@ pub fn AdminTeamsPage() -> impl IntoView {
 }
 
 #[component]
-fn Field(
+pub(crate) fn Field(
     label: &'static str,
     name: &'static str,
     hint: &'static str,
@@ -138,7 +138,8 @@ pub fn AdminTeamPage() -> impl IntoView {
                                 <Outcome value=update.value() ok=|t| format!("Saved {}", t.name)/>
                             </ActionForm>
                         </section>
-                        <MembersEditor slug members=d.members add remove/>
+                        <MembersEditor slug=slug.clone() members=d.members add remove/>
+                        <crate::pages::keys::PolicyEditor slug/>
                     }})
                 })}
             </Suspense>
@@ -305,12 +306,13 @@ pub fn AdminAuditPage() -> impl IntoView {
 }
 
 #[component]
-fn AdminNav() -> impl IntoView {
+pub(crate) fn AdminNav() -> impl IntoView {
     view! {
         <div class="flex items-center gap-6 border-b border-slate-200 pb-3">
             <h1 class="text-2xl font-semibold tracking-tight">"Admin"</h1>
             <nav aria-label="Admin" class="flex gap-4 text-sm">
                 <A href="/admin/teams" attr:class="text-slate-600 hover:text-slate-900">"Teams"</A>
+                <A href="/admin/keys" attr:class="text-slate-600 hover:text-slate-900">"Keys"</A>
                 <A href="/admin/users" attr:class="text-slate-600 hover:text-slate-900">"Users"</A>
                 <A href="/admin/audit" attr:class="text-slate-600 hover:text-slate-900">"Audit log"</A>
             </nav>

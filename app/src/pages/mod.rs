@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod home;
+pub mod keys;
 pub mod not_found;
 pub mod signin;
 pub mod status;

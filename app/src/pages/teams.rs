@@ -66,6 +66,10 @@ fn TeamCard(detail: TeamDetail, my_role: Option<crate::model::TeamRole>) -> impl
                 </div>
                 {my_role.map(|r| view! { <span class="text-xs text-slate-500">"You: " <RoleBadge role=r/></span> })}
             </div>
+            <nav class="mt-2 flex gap-4 text-sm" aria-label=format!("{} pages", t.slug)>
+                <a href=format!("/teams/{}/keys", t.slug) class="text-indigo-600 hover:text-indigo-500" data-testid="team-keys-link">"API keys"</a>
+                <a href=format!("/teams/{}/usage", t.slug) class="text-indigo-600 hover:text-indigo-500">"Usage"</a>
+            </nav>
             {(!t.description.is_empty()).then(|| view! { <p class="mt-3 text-sm text-slate-600">{t.description.clone()}</p> })}
             <table class="mt-4 w-full text-sm">
                 <thead class="text-left text-xs uppercase tracking-wide text-slate-500">

@@ -1,6 +1,6 @@
 //! Who is calling: sessions, the OpenID Connect sign-in, the development
-//! sign-in, CSRF protection, and the middleware that turns a session (or,
-//! later, an API key) into the domain's [`Actor`].
+//! sign-in, CSRF protection, and the middleware that turns a session (or a
+//! `manage`-scoped API key) into the domain's [`Actor`].
 
 pub mod dev;
 pub mod oidc;
@@ -60,13 +60,28 @@ pub async fn resolve_actor(
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    if bearer_token(req.headers()).is_some() {
-        // API keys arrive with the keys feature; until then no bearer token
-        // is valid, and an invalid credential is never ignored.
-        return crate::rest::problem::Problem::unauthorized(
-            "the bearer token is not a valid Corral API key",
-        )
-        .into_response();
+    if let Some(token) = bearer_token(req.headers()) {
+        // An API key is a credential of its own: a bad one is refused, never
+        // ignored in favour of a session cookie.
+        use crate::rest::problem::Problem;
+        use app::domain::keys::{BearerRefusal, authenticate_bearer};
+        let token = token.to_owned();
+        return match authenticate_bearer(&app_state.db, &token, &app_state.runtime.pepper, request_id)
+            .await
+        {
+            Ok(Ok(actor)) => {
+                req.extensions_mut().insert(actor);
+                next.run(req).await
+            }
+            Ok(Err(BearerRefusal::Invalid(why))) => Problem::unauthorized(why).into_response(),
+            Ok(Err(BearerRefusal::NoManageScope)) => Problem::new(
+                StatusCode::FORBIDDEN,
+                "Key lacks the manage scope",
+                "this API key may call models through the gateway but not Corral's REST API; use a key with the manage scope",
+            )
+            .into_response(),
+            Err(e) => Problem::from(e).into_response(),
+        };
     }
     match session.get::<SessionAuth>(SESSION_AUTH).await {
         Ok(Some(s)) => {
@@ -130,7 +145,11 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 /// must come from Corral's own pages, as the browser's `Origin` (or
 /// `Sec-Fetch-Site`) header proves. SameSite=Lax cookies are the second line.
 pub async fn csrf_guard(State(auth): State<Arc<Auth>>, req: Request, next: Next) -> Response {
-    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+    // A bearer key is not ambient authority a browser attaches by itself;
+    // `resolve_actor` has already verified (or refused) it.
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || bearer_token(req.headers()).is_some()
+    {
         return next.run(req).await;
     }
     if let Err(reason) = same_origin(req.headers(), &auth.public_url) {

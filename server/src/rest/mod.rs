@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod docs;
+pub mod keys;
 pub mod me;
 pub mod problem;
 pub mod teams;
@@ -33,6 +34,8 @@ use problem::{Problem, from_rejection};
     tags(
         (name = "identity", description = "Who is calling"),
         (name = "teams", description = "Teams and their members"),
+        (name = "keys", description = "API key requests, keys and team policy"),
+        (name = "usage", description = "What a team used through the gateway"),
         (name = "admin", description = "Platform admins only"),
     )
 )]
@@ -74,6 +77,17 @@ pub fn routes() -> (axum::Router<ServerState>, utoipa::openapi::OpenApi) {
         .routes(routes!(teams::add_member))
         .routes(routes!(teams::remove_member))
         .routes(routes!(audit::list_audit))
+        .routes(routes!(keys::list_requests, keys::create_request))
+        .routes(routes!(keys::list_all_requests))
+        .routes(routes!(keys::decide_request))
+        .routes(routes!(keys::withdraw_request))
+        .routes(routes!(keys::claim_key))
+        .routes(routes!(keys::list_keys))
+        .routes(routes!(keys::list_all_keys))
+        .routes(routes!(keys::revoke_key))
+        .routes(routes!(keys::rotate_key))
+        .routes(routes!(keys::get_policy, keys::update_policy))
+        .routes(routes!(keys::team_usage))
         .split_for_parts()
 }
 

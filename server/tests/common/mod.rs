@@ -19,10 +19,14 @@ use server::{ServerState, SessionConfig};
 use sqlx::PgPool;
 use tower::ServiceExt;
 
+pub mod gateway;
 pub mod idp;
 
 /// The origin the test app believes it is served from.
 pub const ORIGIN: &str = "http://127.0.0.1:3000";
+
+/// The key pepper every test server and gateway uses.
+pub const TEST_PEPPER: &str = "corral-test-pepper-0123456789abcdef";
 
 pub struct TestApp {
     pub router: Router,
@@ -70,6 +74,8 @@ impl TestApp {
                     version: env!("CARGO_PKG_VERSION"),
                     dev_sign_in: true,
                     oidc: issuer.is_some(),
+                    pepper: app::domain::keys::Pepper::new(TEST_PEPPER.as_bytes().to_vec()),
+                    gateway_url: None,
                 }),
                 probes: server::probes(&auth),
             },

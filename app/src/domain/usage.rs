@@ -1,0 +1,174 @@
+//! Usage events: written by the gateway in batches, read per team.
+
+use sqlx::{PgConnection, PgExecutor};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::authz::{Action, Actor};
+use super::error::Result;
+use super::keys::token::display_prefix;
+use super::teams::visible_id;
+use crate::model::{ModelUsage, UsageEvent, UsageSummary};
+
+/// One request the gateway served, as it records it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NewUsageEvent {
+    /// Made by the gateway: a batch written twice is stored once.
+    pub event_id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub team_id: Uuid,
+    pub key_id: Option<Uuid>,
+    pub model: String,
+    pub endpoint: String,
+    pub status: i16,
+    pub prompt_tokens: i32,
+    pub completion_tokens: i32,
+    pub latency_ms: f64,
+    pub ttft_ms: Option<f64>,
+    pub upstream: String,
+}
+
+/// Writes a batch in one statement; events already stored are skipped.
+/// Returns how many were new.
+pub async fn record(conn: impl PgExecutor<'_>, events: &[NewUsageEvent]) -> Result<u64> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let mut ids = Vec::with_capacity(events.len());
+    let mut at = Vec::with_capacity(events.len());
+    let mut teams = Vec::with_capacity(events.len());
+    let mut keys: Vec<Option<Uuid>> = Vec::with_capacity(events.len());
+    let mut models = Vec::with_capacity(events.len());
+    let mut endpoints = Vec::with_capacity(events.len());
+    let mut statuses = Vec::with_capacity(events.len());
+    let mut prompt = Vec::with_capacity(events.len());
+    let mut completion = Vec::with_capacity(events.len());
+    let mut latency = Vec::with_capacity(events.len());
+    let mut ttft: Vec<Option<f64>> = Vec::with_capacity(events.len());
+    let mut upstreams = Vec::with_capacity(events.len());
+    for e in events {
+        ids.push(e.event_id);
+        at.push(e.at);
+        teams.push(e.team_id);
+        keys.push(e.key_id);
+        models.push(e.model.clone());
+        endpoints.push(e.endpoint.clone());
+        statuses.push(e.status);
+        prompt.push(e.prompt_tokens);
+        completion.push(e.completion_tokens);
+        latency.push(e.latency_ms);
+        ttft.push(e.ttft_ms);
+        upstreams.push(e.upstream.clone());
+    }
+    let done = sqlx::query!(
+        r#"INSERT INTO usage_events (event_id, at, team_id, key_id, model, endpoint, status,
+                                     prompt_tokens, completion_tokens, latency_ms, ttft_ms, upstream)
+           SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::uuid[], $4::uuid[], $5::text[],
+                                $6::text[], $7::smallint[], $8::int[], $9::int[], $10::float8[],
+                                $11::float8[], $12::text[])
+           ON CONFLICT (event_id) DO NOTHING"#,
+        &ids,
+        &at,
+        &teams,
+        &keys as &[Option<Uuid>],
+        &models,
+        &endpoints,
+        &statuses,
+        &prompt,
+        &completion,
+        &latency,
+        &ttft as &[Option<f64>],
+        &upstreams,
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Tokens a team used this calendar month (UTC).
+pub async fn month_tokens(conn: impl PgExecutor<'_>, team_id: Uuid) -> Result<i64> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0)::bigint AS "n!"
+             FROM usage_events
+            WHERE team_id = $1 AND at >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"#,
+        team_id
+    )
+    .fetch_one(conn)
+    .await?)
+}
+
+/// A team's usage since `since`, by model, with the latest requests.
+pub async fn summary(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    slug: &str,
+    since: OffsetDateTime,
+) -> Result<UsageSummary> {
+    let team_id = visible_id(&mut *conn, actor, slug).await?;
+    actor.authorize(Action::ViewUsage(team_id))?;
+    let by_model = sqlx::query!(
+        r#"SELECT model, count(*) AS "requests!",
+                  count(*) FILTER (WHERE status >= 400) AS "errors!",
+                  COALESCE(SUM(prompt_tokens), 0)::bigint AS "prompt!",
+                  COALESCE(SUM(completion_tokens), 0)::bigint AS "completion!",
+                  AVG(latency_ms) AS "latency!", AVG(ttft_ms) AS ttft
+             FROM usage_events WHERE team_id = $1 AND at >= $2
+            GROUP BY model ORDER BY count(*) DESC"#,
+        team_id,
+        since
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|r| ModelUsage {
+        model: r.model,
+        requests: r.requests,
+        errors: r.errors,
+        prompt_tokens: r.prompt,
+        completion_tokens: r.completion,
+        avg_latency_ms: r.latency,
+        avg_ttft_ms: r.ttft,
+    })
+    .collect::<Vec<_>>();
+    let recent = sqlx::query!(
+        r#"SELECT e.at, k.public_id AS "public_id?", e.model, e.endpoint, e.status,
+                  e.prompt_tokens, e.completion_tokens, e.latency_ms, e.ttft_ms
+             FROM usage_events e LEFT JOIN api_keys k ON k.id = e.key_id
+            WHERE e.team_id = $1
+            ORDER BY e.at DESC, e.id DESC LIMIT 50"#,
+        team_id
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|r| UsageEvent {
+        at: r.at,
+        key: r.public_id.as_deref().map(display_prefix),
+        model: r.model,
+        endpoint: r.endpoint,
+        status: r.status,
+        prompt_tokens: r.prompt_tokens,
+        completion_tokens: r.completion_tokens,
+        latency_ms: r.latency_ms,
+        ttft_ms: r.ttft_ms,
+    })
+    .collect();
+    let quota = sqlx::query_scalar!(
+        "SELECT monthly_token_quota FROM teams WHERE id = $1",
+        team_id
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(UsageSummary {
+        team: slug.to_owned(),
+        since,
+        requests: by_model.iter().map(|m| m.requests).sum(),
+        prompt_tokens: by_model.iter().map(|m| m.prompt_tokens).sum(),
+        completion_tokens: by_model.iter().map(|m| m.completion_tokens).sum(),
+        month_tokens: month_tokens(&mut *conn, team_id).await?,
+        monthly_token_quota: quota,
+        by_model,
+        recent,
+    })
+}

@@ -1,0 +1,718 @@
+//! One request through the gateway: classify the path, verify the key,
+//! check the model and the limits, forward to the least busy Ollama, and
+//! stream the reply back line by line while reading Ollama's own token
+//! counts from it. A client that hangs up drops the upstream request with
+//! it; whatever happened, one usage event is recorded.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use app::domain::usage::NewUsageEvent;
+use app::model::{KeyScope, key_rules};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, Response, header};
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::Gateway;
+use super::errors::{Dialect, Refusal};
+use super::keys::{Grant, presented_key, verify};
+use super::upstream::Lease;
+use crate::settings::FormatCheck;
+
+/// What a path does, for authorization and accounting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Runs a model: metered, limited, model-checked.
+    Inference,
+    /// Reads one model's details: model-checked.
+    ModelRead,
+    /// Lists models: filtered to what the key may use.
+    List,
+    /// Version and the like: any valid key.
+    Info,
+    /// Pulls, creates, copies, deletes, pushes: `manage` scope.
+    Manage,
+}
+
+/// The endpoint label and kind of a method and path; `None` for paths the
+/// gateway does not serve.
+pub fn classify(method: &Method, path: &str) -> Option<(Kind, &'static str)> {
+    use Kind::*;
+    let post = method == Method::POST;
+    Some(match (path, post) {
+        ("/api/chat", true) => (Inference, "/api/chat"),
+        ("/api/generate", true) => (Inference, "/api/generate"),
+        ("/api/embed", true) => (Inference, "/api/embed"),
+        ("/api/embeddings", true) => (Inference, "/api/embeddings"),
+        ("/v1/chat/completions", true) => (Inference, "/v1/chat/completions"),
+        ("/v1/completions", true) => (Inference, "/v1/completions"),
+        ("/v1/embeddings", true) => (Inference, "/v1/embeddings"),
+        ("/api/show", true) => (ModelRead, "/api/show"),
+        ("/api/tags", false) => (List, "/api/tags"),
+        ("/api/ps", false) => (List, "/api/ps"),
+        ("/v1/models", false) => (List, "/v1/models"),
+        ("/api/version", false) => (Info, "/api/version"),
+        ("/api/pull", true) => (Manage, "/api/pull"),
+        ("/api/create", true) => (Manage, "/api/create"),
+        ("/api/copy", true) => (Manage, "/api/copy"),
+        ("/api/push", true) => (Manage, "/api/push"),
+        ("/api/delete", _) if method == Method::DELETE => (Manage, "/api/delete"),
+        (p, false) if p.starts_with("/v1/models/") && p.len() > "/v1/models/".len() => {
+            (ModelRead, "/v1/models/{model}")
+        }
+        _ => return None,
+    })
+}
+
+/// `GET /` and `HEAD /`, as Ollama answers them (clients probe it).
+pub async fn root() -> &'static str {
+    "Ollama is running"
+}
+
+fn refuse(gw: &Gateway, r: Refusal, dialect: Dialect) -> Response<Body> {
+    gw.metrics.rejections.with_label_values(&[r.reason()]).inc();
+    r.into_response(dialect)
+}
+
+/// Every proxied path.
+pub async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response<Body> {
+    let t0 = Instant::now();
+    let dialect = Dialect::of(req.uri().path());
+    match prepare(&gw, req, t0, dialect).await {
+        Ok(res) => res,
+        Err(r) => refuse(&gw, r, dialect),
+    }
+}
+
+/// The request as the gateway forwards it.
+struct Forward {
+    grant: Grant,
+    kind: Kind,
+    endpoint: &'static str,
+    model: String,
+    stream: bool,
+    strip_usage: bool,
+    schema: Option<Value>,
+}
+
+async fn prepare(
+    gw: &Arc<Gateway>,
+    req: Request,
+    t0: Instant,
+    dialect: Dialect,
+) -> Result<Response<Body>, Refusal> {
+    let path = req.uri().path().to_owned();
+    let (kind, endpoint) = classify(req.method(), &path).ok_or(Refusal::NotFound)?;
+    let presented = presented_key(req.headers()).ok_or(Refusal::MissingKey)?;
+    let scope = if kind == Kind::Manage {
+        KeyScope::Manage
+    } else {
+        KeyScope::Inference
+    };
+    let grant = verify(gw, presented, scope).await?;
+
+    let (parts, body) = req.into_parts();
+    let mut bytes = axum::body::to_bytes(body, gw.max_body_bytes)
+        .await
+        .map_err(|_| Refusal::TooLarge(gw.max_body_bytes))?;
+    let json: Option<Value> =
+        if bytes.is_empty() || matches!(kind, Kind::List | Kind::Info) {
+            None
+        } else {
+            Some(serde_json::from_slice(&bytes).map_err(|e| {
+                Refusal::BadRequest(format!("the request body is not valid JSON: {e}"))
+            })?)
+        };
+
+    // Which models the request touches, each checked against the key.
+    let mut models: Vec<String> = Vec::new();
+    let field = |name: &str| {
+        json.as_ref()
+            .and_then(|j| j.get(name))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    match (kind, endpoint) {
+        (Kind::ModelRead, "/v1/models/{model}") => {
+            models.push(path["/v1/models/".len()..].to_owned());
+        }
+        (Kind::Inference | Kind::ModelRead, _) => {
+            models.push(
+                field("model")
+                    .or_else(|| field("name"))
+                    .ok_or(Refusal::MissingModel)?,
+            );
+        }
+        (Kind::Manage, "/api/copy") => {
+            models.extend(field("source"));
+            models.extend(field("destination"));
+            if models.len() != 2 {
+                return Err(Refusal::BadRequest(
+                    "copy needs \"source\" and \"destination\"".into(),
+                ));
+            }
+        }
+        (Kind::Manage, _) => {
+            models.push(
+                field("model")
+                    .or_else(|| field("name"))
+                    .ok_or(Refusal::MissingModel)?,
+            );
+        }
+        _ => {}
+    }
+    for m in &models {
+        if key_rules::model_name("model", m).is_err() {
+            return Err(Refusal::BadRequest(format!(
+                "\"{m}\" is not a valid model name"
+            )));
+        }
+        if !grant.allows_model(m) {
+            return Err(Refusal::ModelNotAllowed(m.clone()));
+        }
+    }
+
+    let mut stream = false;
+    let mut strip_usage = false;
+    let mut schema = None;
+    if kind == Kind::Inference {
+        let now = OffsetDateTime::now_utc();
+        if grant.monthly_token_quota.is_some() && gw.limits.month_is_stale(grant.team_id, now) {
+            refresh_month(gw, grant.team_id);
+        }
+        gw.limits.admit(&grant, now)?;
+        let j = json.as_ref().expect("inference requests have a body");
+        let streams_by_default = matches!(endpoint, "/api/chat" | "/api/generate");
+        stream = j
+            .get("stream")
+            .and_then(Value::as_bool)
+            .unwrap_or(streams_by_default);
+        if !stream {
+            schema = super::schema::requested_schema(j).cloned();
+        }
+        if stream
+            && matches!(endpoint, "/v1/chat/completions" | "/v1/completions")
+            && j.pointer("/stream_options/include_usage")
+                .and_then(Value::as_bool)
+                != Some(true)
+        {
+            // Ask Ollama for the usage chunk; the client, who did not ask,
+            // never sees it.
+            let mut j = j.clone();
+            if let Some(obj) = j.as_object_mut() {
+                let opts = obj
+                    .entry("stream_options")
+                    .or_insert_with(|| Value::Object(Default::default()));
+                if !opts.is_object() {
+                    *opts = Value::Object(Default::default());
+                }
+                opts.as_object_mut()
+                    .expect("just made an object")
+                    .insert("include_usage".into(), Value::Bool(true));
+                bytes = Bytes::from(serde_json::to_vec(&j).expect("a Value serialises"));
+                strip_usage = true;
+            }
+        }
+    }
+    let fwd = Forward {
+        grant,
+        kind,
+        endpoint,
+        model: models
+            .first()
+            .map(|m| key_rules::normalize_model(m))
+            .unwrap_or_default(),
+        stream,
+        strip_usage,
+        schema,
+    };
+    Ok(forward(gw, parts, bytes, fwd, t0, dialect).await)
+}
+
+fn refresh_month(gw: &Arc<Gateway>, team: Uuid) {
+    let gw = gw.clone();
+    tokio::spawn(async move {
+        match app::domain::usage::month_tokens(&gw.db, team).await {
+            Ok(n) => gw.limits.set_month(team, n, OffsetDateTime::now_utc()),
+            Err(e) => tracing::debug!(error = %e, "cannot refresh monthly tokens"),
+        }
+    });
+}
+
+/// What one request did, recorded once: when the reply ends, fails, or is
+/// dropped because the client went away.
+struct Outcome {
+    gw: Arc<Gateway>,
+    grant: Grant,
+    kind: Kind,
+    endpoint: &'static str,
+    model: String,
+    upstream: String,
+    t0: Instant,
+    ttft: Option<Duration>,
+    status: u16,
+    prompt: i64,
+    completion: i64,
+    /// Content chunks seen, the completion estimate for a cut-short stream.
+    chunks: i64,
+    counted: bool,
+    finished: bool,
+    recorded: bool,
+    _lease: Option<Lease>,
+}
+
+impl Outcome {
+    fn record(&mut self) {
+        if self.recorded {
+            return;
+        }
+        self.recorded = true;
+        if !self.finished {
+            // 499: the client closed the connection first (nginx's code).
+            self.status = 499;
+        }
+        if !self.counted {
+            self.completion = self.chunks;
+        }
+        let latency = self.t0.elapsed();
+        let status = self.status.to_string();
+        let labels = [
+            self.grant.team.as_str(),
+            self.model.as_str(),
+            self.endpoint,
+            status.as_str(),
+        ];
+        let m = &self.gw.metrics;
+        m.requests.with_label_values(&labels).inc();
+        m.duration
+            .with_label_values(&labels)
+            .observe(latency.as_secs_f64());
+        if let Some(t) = self.ttft {
+            m.ttft.with_label_values(&labels).observe(t.as_secs_f64());
+        }
+        if self.kind != Kind::Inference {
+            return;
+        }
+        let team = self.grant.team.as_str();
+        m.tokens
+            .with_label_values(&[team, &self.model, "prompt"])
+            .inc_by(self.prompt.max(0) as u64);
+        m.tokens
+            .with_label_values(&[team, &self.model, "completion"])
+            .inc_by(self.completion.max(0) as u64);
+        let now = OffsetDateTime::now_utc();
+        self.gw.limits.add_tokens(
+            &self.grant,
+            (self.prompt + self.completion).max(0) as u64,
+            now,
+        );
+        self.gw.usage.record(NewUsageEvent {
+            event_id: Uuid::new_v4(),
+            at: now,
+            team_id: self.grant.team_id,
+            key_id: Some(self.grant.key_id),
+            model: self.model.clone(),
+            endpoint: self.endpoint.to_owned(),
+            status: self.status as i16,
+            prompt_tokens: self.prompt.clamp(0, i32::MAX as i64) as i32,
+            completion_tokens: self.completion.clamp(0, i32::MAX as i64) as i32,
+            latency_ms: latency.as_secs_f64() * 1000.0,
+            ttft_ms: self.ttft.map(|t| t.as_secs_f64() * 1000.0),
+            upstream: self.upstream.clone(),
+        });
+    }
+
+    /// Reads token counts from a final chunk or a whole reply of either API.
+    fn take_counts(&mut self, v: &Value) {
+        let n = |p: &str| v.pointer(p).and_then(Value::as_i64);
+        if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
+            self.prompt = u.get("prompt_tokens").and_then(Value::as_i64).unwrap_or(0);
+            self.completion = u
+                .get("completion_tokens")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            self.counted = true;
+        } else if n("/prompt_eval_count").is_some() || n("/eval_count").is_some() {
+            self.prompt = n("/prompt_eval_count").unwrap_or(0);
+            self.completion = n("/eval_count").unwrap_or(0);
+            self.counted = true;
+        }
+    }
+}
+
+impl Drop for Outcome {
+    fn drop(&mut self) {
+        self.record();
+    }
+}
+
+async fn forward(
+    gw: &Arc<Gateway>,
+    parts: axum::http::request::Parts,
+    body: Bytes,
+    fwd: Forward,
+    t0: Instant,
+    dialect: Dialect,
+) -> Response<Body> {
+    let lease = gw.upstreams.lease();
+    let upstream = lease.upstream.base.clone();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let mut rb = gw
+        .upstreams
+        .client
+        .request(parts.method.clone(), format!("{upstream}{path_and_query}"));
+    for name in [header::CONTENT_TYPE, header::ACCEPT] {
+        if let Some(v) = parts.headers.get(&name) {
+            rb = rb.header(name, v);
+        }
+    }
+    if !body.is_empty() {
+        rb = rb.body(body);
+    }
+    gw.metrics.in_flight.inc();
+    let _in_flight = InFlight(gw.metrics.in_flight.clone());
+    let mut outcome = Outcome {
+        gw: gw.clone(),
+        grant: fwd.grant.clone(),
+        kind: fwd.kind,
+        endpoint: fwd.endpoint,
+        model: fwd.model.clone(),
+        upstream,
+        t0,
+        ttft: None,
+        status: 502,
+        prompt: 0,
+        completion: 0,
+        chunks: 0,
+        counted: false,
+        finished: false,
+        recorded: false,
+        _lease: Some(lease),
+    };
+    gw.metrics.overhead.observe(t0.elapsed().as_secs_f64());
+    let res = match rb.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            outcome.finished = true;
+            let what = if e.is_connect() {
+                "cannot connect".to_owned()
+            } else {
+                e.to_string()
+            };
+            tracing::warn!(upstream = %outcome.upstream, error = %e, "Ollama upstream failed");
+            return Refusal::Upstream(what).into_response(dialect);
+        }
+    };
+    let status = res.status();
+    outcome.status = status.as_u16();
+    let content_type = res.headers().get(header::CONTENT_TYPE).cloned();
+    let streaming = status.is_success()
+        && (fwd.stream || fwd.kind == Kind::Manage)
+        && content_type.as_ref().is_some_and(|c| {
+            let c = c.to_str().unwrap_or("");
+            c.starts_with("application/x-ndjson") || c.starts_with("text/event-stream")
+        });
+    let mut builder = Response::builder().status(status.as_u16());
+    if let Some(ct) = &content_type {
+        builder = builder.header(header::CONTENT_TYPE, ct);
+    }
+    if streaming {
+        let sse = content_type
+            .as_ref()
+            .is_some_and(|c| c.to_str().unwrap_or("").starts_with("text/event-stream"));
+        let metered = Metered {
+            inner: Box::pin(res.bytes_stream()),
+            buf: BytesMut::new(),
+            sse,
+            strip_usage: fwd.strip_usage,
+            skip_blank: false,
+            done: false,
+            outcome,
+            _in_flight,
+        };
+        return builder
+            .header("x-accel-buffering", "no")
+            .body(Body::from_stream(metered))
+            .unwrap_or_else(|_| Refusal::Upstream("bad reply".into()).into_response(dialect));
+    }
+    let bytes = match res.bytes().await {
+        Ok(b) => b,
+        Err(e) => {
+            outcome.status = 502;
+            outcome.finished = true;
+            return Refusal::Upstream(format!("reply cut short: {e}")).into_response(dialect);
+        }
+    };
+    outcome.ttft = Some(t0.elapsed());
+    outcome.finished = true;
+    let mut bytes = bytes;
+    let mut format_errors = None;
+    if status.is_success() {
+        match fwd.kind {
+            Kind::Inference => {
+                if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+                    outcome.take_counts(&v);
+                    if let Some(schema) = &fwd.schema
+                        && gw.format_check != FormatCheck::Off
+                        && let Some(text) = super::schema::reply_text(&v)
+                    {
+                        let errors = super::schema::check(schema, text);
+                        if !errors.is_empty() {
+                            format_errors = Some(errors);
+                        }
+                    }
+                }
+            }
+            Kind::List => {
+                if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+                    bytes = Bytes::from(
+                        serde_json::to_vec(&filter_models(v, &fwd.grant))
+                            .expect("a Value serialises"),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(errors) = format_errors {
+        match gw.format_check {
+            FormatCheck::Reject => {
+                outcome.status = 502;
+                return refuse(
+                    gw,
+                    Refusal::Format(format!(
+                        "the model's reply does not match the requested JSON schema: {}",
+                        errors.join("; ")
+                    )),
+                    dialect,
+                );
+            }
+            _ => {
+                let text: String = errors
+                    .join("; ")
+                    .chars()
+                    .filter(|c| c.is_ascii() && !c.is_ascii_control())
+                    .take(1000)
+                    .collect();
+                if let Ok(v) = HeaderValue::from_str(&text) {
+                    builder = builder.header("x-corral-format-errors", v);
+                }
+            }
+        }
+    }
+    drop(outcome);
+    builder
+        .body(Body::from(bytes))
+        .unwrap_or_else(|_| Refusal::Upstream("bad reply".into()).into_response(dialect))
+}
+
+/// Keeps only the models the key may use in a model list of either API.
+fn filter_models(mut v: Value, grant: &Grant) -> Value {
+    for (list, field) in [("models", "name"), ("data", "id")] {
+        if let Some(items) = v.get_mut(list).and_then(Value::as_array_mut) {
+            items.retain(|m| {
+                m.get(field)
+                    .or_else(|| m.get("model"))
+                    .and_then(Value::as_str)
+                    .is_some_and(|name| grant.allows_model(name))
+            });
+        }
+    }
+    v
+}
+
+struct InFlight(prometheus::IntGauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// The reply stream, passed through whole lines at a time as they arrive,
+/// read for Ollama's counts on the way.
+struct Metered {
+    inner: ByteStream,
+    buf: BytesMut,
+    sse: bool,
+    strip_usage: bool,
+    skip_blank: bool,
+    done: bool,
+    outcome: Outcome,
+    _in_flight: InFlight,
+}
+
+impl Metered {
+    /// Takes the complete lines from the buffer, reads them, and returns
+    /// what the client gets.
+    fn take_lines(&mut self, all: bool) -> Bytes {
+        let end = if all {
+            self.buf.len()
+        } else {
+            match self.buf.iter().rposition(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                None => return Bytes::new(),
+            }
+        };
+        let chunk = self.buf.split_to(end).freeze();
+        let mut keep: Option<Vec<u8>> = None;
+        let mut start = 0;
+        while start < chunk.len() {
+            let stop = chunk[start..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map(|i| start + i + 1)
+                .unwrap_or(chunk.len());
+            let line = &chunk[start..stop];
+            let drop_line = self.read_line(line);
+            if drop_line && keep.is_none() {
+                keep = Some(chunk[..start].to_vec());
+            } else if !drop_line && let Some(k) = keep.as_mut() {
+                k.extend_from_slice(line);
+            }
+            start = stop;
+        }
+        match keep {
+            Some(k) => Bytes::from(k),
+            None => chunk,
+        }
+    }
+
+    /// Reads one line; true when the client must not see it.
+    fn read_line(&mut self, line: &[u8]) -> bool {
+        let text = trim_eol(line);
+        if self.sse {
+            if text.is_empty() {
+                return std::mem::take(&mut self.skip_blank);
+            }
+            let Some(data) = text.strip_prefix(b"data:") else {
+                return false;
+            };
+            let data = data.strip_prefix(b" ").unwrap_or(data);
+            if data == b"[DONE]" {
+                return false;
+            }
+            if contains(data, b"\"usage\"") {
+                if let Ok(v) = serde_json::from_slice::<Value>(data) {
+                    self.outcome.take_counts(&v);
+                    let usage_only = v
+                        .get("choices")
+                        .and_then(Value::as_array)
+                        .is_some_and(|c| c.is_empty());
+                    if usage_only && self.strip_usage {
+                        self.skip_blank = true;
+                        return true;
+                    }
+                    if !usage_only {
+                        self.outcome.chunks += 1;
+                    }
+                }
+            } else {
+                self.outcome.chunks += 1;
+            }
+            false
+        } else {
+            if text.is_empty() {
+                return false;
+            }
+            if contains(text, b"\"done\":true") {
+                if let Ok(v) = serde_json::from_slice::<Value>(text) {
+                    self.outcome.take_counts(&v);
+                }
+            } else {
+                self.outcome.chunks += 1;
+            }
+            false
+        }
+    }
+}
+
+fn trim_eol(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+impl Stream for Metered {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        loop {
+            match self.inner.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    if self.outcome.ttft.is_none() {
+                        self.outcome.ttft = Some(self.outcome.t0.elapsed());
+                    }
+                    self.buf.extend_from_slice(&chunk);
+                    let out = self.take_lines(false);
+                    if !out.is_empty() {
+                        return Poll::Ready(Some(Ok(out)));
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    self.done = true;
+                    self.outcome.status = 502;
+                    self.outcome.finished = true;
+                    self.outcome.record();
+                    return Poll::Ready(Some(Err(std::io::Error::other(e))));
+                }
+                Poll::Ready(None) => {
+                    self.done = true;
+                    let rest = self.take_lines(true);
+                    if !self.outcome.finished {
+                        self.outcome.finished = true;
+                        self.outcome.record();
+                    }
+                    return Poll::Ready(if rest.is_empty() {
+                        None
+                    } else {
+                        Some(Ok(rest))
+                    });
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_classified_by_what_they_do() {
+        assert_eq!(
+            classify(&Method::POST, "/api/chat"),
+            Some((Kind::Inference, "/api/chat"))
+        );
+        assert_eq!(
+            classify(&Method::GET, "/v1/models/llama3.2"),
+            Some((Kind::ModelRead, "/v1/models/{model}"))
+        );
+        assert_eq!(
+            classify(&Method::DELETE, "/api/delete"),
+            Some((Kind::Manage, "/api/delete"))
+        );
+        assert_eq!(classify(&Method::GET, "/api/chat"), None);
+        assert_eq!(classify(&Method::GET, "/admin"), None);
+    }
+}

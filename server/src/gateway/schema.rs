@@ -1,0 +1,74 @@
+//! The structured output check: when a non-streamed request asks for a JSON
+//! schema (`format` on `/api`, `response_format.json_schema.schema` on
+//! `/v1`), the model's reply is validated against it.
+
+use serde_json::Value;
+
+/// The JSON schema a request body asks the reply to follow, if any.
+pub fn requested_schema(body: &Value) -> Option<&Value> {
+    if let Some(f) = body.get("format")
+        && f.is_object()
+    {
+        return Some(f);
+    }
+    let rf = body.get("response_format")?;
+    if rf.get("type").and_then(Value::as_str) == Some("json_schema") {
+        return rf.get("json_schema").and_then(|j| j.get("schema"));
+    }
+    None
+}
+
+/// The model's text in a non-streamed reply of either API.
+pub fn reply_text(reply: &Value) -> Option<&str> {
+    reply
+        .pointer("/message/content")
+        .or_else(|| reply.get("response"))
+        .or_else(|| reply.pointer("/choices/0/message/content"))
+        .and_then(Value::as_str)
+}
+
+/// The problems with `text` against `schema`; empty when it conforms.
+pub fn check(schema: &Value, text: &str) -> Vec<String> {
+    let validator = match jsonschema::validator_for(schema) {
+        Ok(v) => v,
+        // The upstream accepted the schema; if we cannot compile it we say
+        // so rather than guess.
+        Err(e) => return vec![format!("the requested schema cannot be used: {e}")],
+    };
+    let instance: Value = match serde_json::from_str(text.trim()) {
+        Ok(v) => v,
+        Err(e) => return vec![format!("the reply is not JSON: {e}")],
+    };
+    validator
+        .iter_errors(&instance)
+        .take(20)
+        .map(|e| e.to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn replies_are_checked_against_the_requested_schema() {
+        let body = json!({ "model": "m", "format": {
+            "type": "object",
+            "properties": { "age": { "type": "integer" }, "name": { "type": "string" } },
+            "required": ["age", "name"]
+        }});
+        let schema = requested_schema(&body).unwrap();
+        assert!(check(schema, r#"{"age": 3, "name": "x"}"#).is_empty());
+        let errs = check(schema, r#"{"age": "three"}"#);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(check(schema, "not json")[0].contains("not JSON"));
+        assert!(requested_schema(&json!({ "format": "json" })).is_none());
+        let v1 = json!({ "response_format": { "type": "json_schema", "json_schema": { "name": "x", "schema": { "type": "object" } } } });
+        assert!(requested_schema(&v1).is_some());
+        assert_eq!(
+            reply_text(&json!({ "choices": [{ "message": { "content": "{}" } }] })),
+            Some("{}")
+        );
+    }
+}
