@@ -27,8 +27,8 @@ test("a member requests a key, the owner approves, the secret is shown once, cur
   const mia = await signIn(browser, "mia");
   const miaErrors = watchForErrors(mia);
   await expect(mia.getByRole("heading", { name: /Team team-a/ })).toBeVisible();
-  await mia.getByLabel("Name", { exact: true }).fill(keyName);
-  await mia.getByLabel("Purpose", { exact: true }).fill("end-to-end test");
+  await mia.locator("input[name=name]").fill(keyName);
+  await mia.locator("input[name=purpose]").fill("end-to-end test");
   await mia.getByTestId("request-key").click();
   await expect(mia.getByTestId("form-ok")).toContainText("waits for approval");
   const row = mia.getByTestId(`request-${keyName}`);

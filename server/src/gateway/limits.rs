@@ -193,7 +193,7 @@ mod tests {
         assert!(l.admit(&g, t).is_ok());
         assert!(l.admit(&g, t).is_ok());
         match l.admit(&g, t + time::Duration::seconds(10)) {
-            Err(Refusal::RateLimited { retry_after, .. }) => assert_eq!(retry_after, 40),
+            Err(Refusal::RateLimited { retry_after, .. }) => assert_eq!(retry_after, 50),
             other => panic!("{other:?}"),
         }
         assert!(l.admit(&g, t + time::Duration::seconds(60)).is_ok());
