@@ -164,7 +164,11 @@ async fn run(o: &Options, sims: &Handle) -> anyhow::Result<Report> {
             busy_before * 100.0
         ));
     }
-    let dir = std::env::temp_dir().join(format!("corral-bench.{}", std::process::id()));
+    // One directory, emptied at each run: configs, logs, the gateway's spool.
+    let dir = std::env::temp_dir().join("corral-bench");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot empty {}", dir.display()))?;
+    }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
 
     progress(
@@ -187,16 +191,8 @@ async fn run(o: &Options, sims: &Handle) -> anyhow::Result<Report> {
         database::prepare(&o.admin_url, &o.database, &o.migrations, &pepper).await?;
 
     progress("starting corral-gateway (one per simulator) and nginx");
-    let gateway_ports = [
-        processes::free_port()?,
-        processes::free_port()?,
-        processes::free_port()?,
-    ];
-    let nginx_ports = [
-        processes::free_port()?,
-        processes::free_port()?,
-        processes::free_port()?,
-    ];
+    let [g0, g1, g2, n0, n1, n2] = processes::free_ports::<6>()?;
+    let (gateway_ports, nginx_ports) = ([g0, g1, g2], [n0, n1, n2]);
     let upstreams = [fast.addr, paced.addr, slow[GATEWAY].addr];
     let mut gateways: Vec<Process> = Vec::new();
     for (i, name) in ["gateway", "gateway-streams", "gateway-hang-ups"]

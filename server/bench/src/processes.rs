@@ -96,11 +96,17 @@ impl Drop for Process {
     }
 }
 
-/// A loopback port nothing listens on right now.
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
+/// `N` distinct loopback ports nothing listens on right now.
+pub fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
+    // Held together until all are picked, so that none is handed out twice.
+    let held = (0..N)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ports = [0; N];
+    for (port, l) in ports.iter_mut().zip(&held) {
+        *port = l.local_addr()?.port();
+    }
+    Ok(ports)
 }
 
 /// What `corral-gateway` needs to run.
