@@ -76,6 +76,12 @@ impl Actor {
         self.user.is_admin
     }
 
+    /// The teams the actor acts in: all of a person's, only its own for an
+    /// API key.
+    pub fn team_ids(&self) -> Vec<Uuid> {
+        self.teams.keys().copied().collect()
+    }
+
     /// The actor's role in `team`, if any.
     pub fn role_in(&self, team: Uuid) -> Option<TeamRole> {
         self.teams.get(&team).map(|(_, r)| *r)

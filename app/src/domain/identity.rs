@@ -331,16 +331,15 @@ pub async fn my_teams(conn: impl PgExecutor<'_>, actor: &Actor) -> Result<Vec<My
     let rows = sqlx::query!(
         r#"SELECT t.slug, t.name, m.role AS "role: TeamRole", m.source
              FROM memberships m JOIN teams t ON t.id = m.team_id
-            WHERE m.user_id = $1
+            WHERE m.user_id = $1 AND m.team_id = ANY($2)
             ORDER BY t.name, t.slug"#,
-        actor.user.id
+        actor.user.id,
+        &actor.team_ids(),
     )
     .fetch_all(conn)
     .await?;
     Ok(rows
         .into_iter()
-        // An API key's actor holds only the key's team.
-        .filter(|r| actor.teams.values().any(|(slug, _)| *slug == r.slug))
         .map(|r| MyTeam {
             slug: r.slug,
             name: r.name,

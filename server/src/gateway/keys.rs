@@ -124,7 +124,16 @@ pub async fn verify(gw: &Arc<Gateway>, presented: &str, scope: KeyScope) -> Resu
     let grant = match gw.keys.get(parsed.public_id) {
         Some(Entry::Known { grant, fetched }) => {
             if fetched.elapsed() > gw.keys.ttl {
-                // Serve what we know; refresh behind the request.
+                // Serve what we know; refresh behind the request, once per
+                // period however many requests arrive meanwhile (and however
+                // long Postgres stays away).
+                gw.keys.put(
+                    parsed.public_id,
+                    Entry::Known {
+                        grant: grant.clone(),
+                        fetched: Instant::now(),
+                    },
+                );
                 let gw2 = gw.clone();
                 let id = parsed.public_id.to_owned();
                 tokio::spawn(async move {

@@ -98,6 +98,8 @@ pub async fn start(
         pending: VecDeque::new(),
         metrics: metrics.clone(),
         healthy: true,
+        own_spool: false,
+        last_scan: None,
     };
     let handle = tokio::spawn(writer.run(rx));
     Ok((UsageSink { tx, metrics }, handle))
@@ -110,9 +112,25 @@ struct Writer {
     pending: VecDeque<NewUsageEvent>,
     metrics: GatewayMetrics,
     healthy: bool,
+    /// This writer has spooled events not yet replayed.
+    own_spool: bool,
+    /// When the spool directory was last read.
+    last_scan: Option<std::time::Instant>,
 }
 
+/// How often the spool directory is read for files other replicas left.
+const SPOOL_SCAN_EVERY: Duration = Duration::from_secs(30);
+
 impl Writer {
+    /// Whether the spool needs reading now: this writer spooled, or it has
+    /// not looked for a while (other replicas' files), not after every batch.
+    fn spool_due(&self) -> bool {
+        self.own_spool
+            || self
+                .last_scan
+                .is_none_or(|t| t.elapsed() > SPOOL_SCAN_EVERY)
+    }
+
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
         let mut backoff = self.config.flush_every;
         let mut flush_waiters = Vec::new();
@@ -156,7 +174,7 @@ impl Writer {
                     break;
                 }
             }
-            if self.pending.is_empty() && self.healthy {
+            if self.pending.is_empty() && self.healthy && self.spool_due() {
                 self.replay_spool().await;
             }
             if self.pending.len() > self.config.buffer_events
@@ -211,6 +229,7 @@ impl Writer {
         let moved: Vec<NewUsageEvent> = self.pending.drain(keep..).collect();
         match append_spool(&self.spool_file, &moved) {
             Ok(()) => {
+                self.own_spool = true;
                 self.metrics.usage_spooled.inc_by(moved.len() as u64);
                 tracing::warn!(events = moved.len(), file = %self.spool_file.display(), "usage events spooled to disk");
             }
@@ -224,6 +243,7 @@ impl Writer {
     /// Writes every spool file in the directory (this process's and any a
     /// stopped replica left), deleting each once stored.
     async fn replay_spool(&mut self) {
+        self.last_scan = Some(std::time::Instant::now());
         let Ok(entries) = std::fs::read_dir(&self.config.spool_dir) else {
             return;
         };
@@ -270,9 +290,9 @@ impl Writer {
             }
             // Spooled events were counted as buffered by this process only
             // if it wrote them; keep the gauge from going negative.
-            let own = file == self.spool_file;
-            if own {
+            if file == self.spool_file {
                 self.metrics.usage_buffered.sub(events.len() as i64);
+                self.own_spool = false;
             }
         }
     }
