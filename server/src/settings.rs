@@ -136,6 +136,10 @@ pub struct GatewaySettings {
     /// How long a verified key is trusted without asking Postgres again (a
     /// change reaches the gateway at once through LISTEN/NOTIFY anyway).
     pub key_cache_secs: u64,
+    /// Threads of the `corral-gateway` binary, each with its own event loop
+    /// and upstream connections (a connection stays on one thread); 0 means
+    /// one per CPU core.
+    pub workers: u16,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -202,7 +206,7 @@ fn defaults() -> serde_json::Value {
             "upstreams": "http://127.0.0.1:11434", "upstream_parallel": 4,
             "max_body_bytes": 16 * 1024 * 1024, "format_check": "reject",
             "usage_batch_size": 500, "usage_flush_ms": 200, "usage_buffer_events": 20000,
-            "spool_dir": ".corral/usage-spool", "key_cache_secs": 60,
+            "spool_dir": ".corral/usage-spool", "key_cache_secs": 60, "workers": 0,
         },
         "sim": { "enabled": null, "host": "127.0.0.1", "port": 11434, "ttft_ms": 40, "token_ms": 25, "parallel": 4 },
     })

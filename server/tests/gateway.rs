@@ -499,3 +499,66 @@ async fn a_revoked_key_is_rejected_by_a_second_gateway_process_within_one_second
         401
     );
 }
+
+#[sqlx::test(migrator = "app::MIGRATOR")]
+async fn usage_batches_are_copied_in_whole_and_a_repeated_batch_is_stored_once(db: PgPool) {
+    use app::domain::usage::{NewUsageEvent, record};
+    let w = world(db).await;
+    let (key_id, _) = key(&w, &[KeyScope::Inference]).await;
+    let at = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(123_456_000)
+        .unwrap();
+    let event = |n: u128, key: Option<uuid::Uuid>, ttft: Option<f64>| NewUsageEvent {
+        event_id: uuid::Uuid::from_u128(n),
+        at,
+        team_id: w.team_a,
+        key_id: key,
+        model: "llama3.2:latest".into(),
+        endpoint: "/v1/chat/completions".into(),
+        status: 200,
+        prompt_tokens: 7,
+        completion_tokens: i32::MAX,
+        latency_ms: 12.25,
+        ttft_ms: ttft,
+        upstream: "http://ollama:11434 — ü".into(),
+    };
+    let batch = vec![event(1, Some(key_id), Some(0.5)), event(2, None, None)];
+    let mut conn = w.db.acquire().await.unwrap();
+    assert_eq!(record(&mut conn, &batch).await.unwrap(), 2);
+    // The same batch again (a retry whose first commit went through), with
+    // one new event: only the new one is stored, and the connection is fine.
+    let again = vec![
+        batch[0].clone(),
+        batch[1].clone(),
+        event(3, None, Some(1.0)),
+    ];
+    assert_eq!(record(&mut conn, &again).await.unwrap(), 1);
+    assert_eq!(record(&mut conn, &again).await.unwrap(), 0);
+    use sqlx::Row;
+    let stored: Vec<NewUsageEvent> = sqlx::query(
+        "SELECT event_id, at, team_id, key_id, model, endpoint, status, prompt_tokens,
+                completion_tokens, latency_ms, ttft_ms, upstream
+           FROM usage_events ORDER BY event_id",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| NewUsageEvent {
+        event_id: r.get("event_id"),
+        at: r.get("at"),
+        team_id: r.get("team_id"),
+        key_id: r.get("key_id"),
+        model: r.get("model"),
+        endpoint: r.get("endpoint"),
+        status: r.get("status"),
+        prompt_tokens: r.get("prompt_tokens"),
+        completion_tokens: r.get("completion_tokens"),
+        latency_ms: r.get("latency_ms"),
+        ttft_ms: r.get("ttft_ms"),
+        upstream: r.get("upstream"),
+    })
+    .collect();
+    // Every field as sent: microseconds, nulls, i32::MAX, non-ASCII text.
+    assert_eq!(stored, again);
+}

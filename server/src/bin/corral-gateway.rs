@@ -7,8 +7,7 @@ use std::process::ExitCode;
 
 use server::settings::Settings;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let settings = match Settings::load() {
         Ok(s) => s,
         Err(e) => {
@@ -17,7 +16,19 @@ async fn main() -> ExitCode {
         }
     };
     server::telemetry::init_tracing(&settings.log);
-    match run(settings).await {
+    // One single-threaded runtime per worker (see `serve_workers`); this
+    // one also runs the usage writer and the key-change listener.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("corral-gateway: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -29,16 +40,26 @@ async fn main() -> ExitCode {
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
     let db = server::database::connect(&settings).await?;
-    let (gateway, workers) = server::gateway::Gateway::start(&settings, db).await?;
+    let (gateway, background) = server::gateway::Gateway::start(&settings, db).await?;
     let addr = SocketAddr::new(settings.gateway.host, settings.gateway.port);
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         anyhow::anyhow!("gateway.port (CORRAL_GATEWAY__PORT): cannot listen on {addr}: {e}")
     })?;
-    tracing::info!(upstreams = %settings.gateway.upstreams, "Corral gateway is listening on http://{addr}");
-    server::gateway::serve(listener, gateway.clone(), server::shutdown_signal()).await?;
+    let threads = match settings.gateway.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => usize::from(n),
+    };
+    tracing::info!(upstreams = %settings.gateway.upstreams, workers = threads, "Corral gateway is listening on http://{addr}");
+    server::gateway::serve_workers(
+        listener,
+        gateway.clone(),
+        threads,
+        server::shutdown_signal(),
+    )
+    .await?;
     // Write (or spool) every usage event before leaving.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(15), gateway.usage.close()).await;
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), workers.usage).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), background.usage).await;
     tracing::info!("stopped");
     Ok(())
 }

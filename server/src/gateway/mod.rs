@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use app::domain::keys::Pepper;
 use axum::Router;
+use axum::extract::FromRef;
 use axum::routing::get;
 use sqlx::PgPool;
 
@@ -85,18 +86,42 @@ impl Gateway {
     }
 }
 
+/// What the gateway's handlers share: the gateway, and the upstream client
+/// of the thread that serves them.
+#[derive(Clone)]
+pub struct GatewayState {
+    pub gw: Arc<Gateway>,
+    pub client: upstream::Client,
+}
+
+impl FromRef<GatewayState> for Arc<Gateway> {
+    fn from_ref(state: &GatewayState) -> Self {
+        state.gw.clone()
+    }
+}
+
 /// The gateway's HTTP routes: health, metrics, and every Ollama and
 /// OpenAI-compatible path, proxied.
 pub fn router(gateway: Arc<Gateway>) -> Router {
+    let client = gateway.upstreams.client.clone();
+    router_with_client(gateway, client)
+}
+
+/// [`router`], with its own upstream client.
+pub fn router_with_client(gateway: Arc<Gateway>, client: upstream::Client) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::handler))
         .route("/", get(proxy::root).head(proxy::root))
         .fallback(proxy::handle)
-        .with_state(gateway)
+        .with_state(GatewayState {
+            gw: gateway,
+            client,
+        })
 }
 
-/// Serves the gateway on `listener` until `shutdown` resolves.
+/// Serves the gateway on `listener` until `shutdown` resolves, on the
+/// runtime it is awaited on (the gateway inside `corral`, and tests).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     gateway: Arc<Gateway>,
@@ -105,4 +130,93 @@ pub async fn serve(
     axum::serve(listener, router(gateway))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Serves the gateway on `listener` with `workers` threads, nginx-style:
+/// each thread runs its own single-threaded event loop with its own
+/// upstream connections, and every accepted connection is handed to the
+/// next thread and stays there. A request then never hops threads, which
+/// keeps the tail latency down and spares cross-thread wake-ups. The
+/// calling runtime accepts and is the first worker. Returns once
+/// `shutdown` resolved and every open request has finished.
+pub async fn serve_workers(
+    listener: tokio::net::TcpListener,
+    gateway: Arc<Gateway>,
+    workers: usize,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut threads = Vec::new();
+    let mut handles = vec![tokio::runtime::Handle::current()];
+    for i in 1..workers.max(1) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        handles.push(runtime.handle().clone());
+        let mut stopped = stopped.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("gateway-{i}"))
+                .spawn(move || {
+                    runtime.block_on(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    });
+                })?,
+        );
+    }
+    let routers: Vec<Router> = handles
+        .iter()
+        .map(|_| router_with_client(gateway.clone(), gateway.upstreams.new_client()))
+        .collect();
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    let mut next = 0usize;
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, go on.
+                    tracing::warn!(error = %e, "gateway cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let i = next % handles.len();
+        next = next.wrapping_add(1);
+        let std_stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "gateway cannot hand a connection over");
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(routers[i].clone());
+        let watcher = graceful.watcher();
+        handles[i].spawn(async move {
+            let Ok(stream) = tokio::net::TcpStream::from_std(std_stream) else {
+                return;
+            };
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(error = %e, "gateway connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    // Open requests finish (streams included); idle connections close.
+    graceful.shutdown().await;
+    let _ = stop.send(true);
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(())
 }

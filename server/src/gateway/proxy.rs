@@ -16,14 +16,19 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, Response, header};
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body as _, Incoming};
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::Gateway;
 use super::errors::{Dialect, Refusal};
 use super::keys::{Grant, presented_key, verify};
+use super::upstream::Client;
 use super::upstream::Lease;
+use super::{Gateway, GatewayState};
 use crate::settings::FormatCheck;
 
 /// What a path does, for authorization and accounting.
@@ -82,12 +87,13 @@ fn refuse(gw: &Gateway, r: Refusal, dialect: Dialect) -> Response<Body> {
 }
 
 /// Every proxied path.
-pub async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response<Body> {
+pub async fn handle(State(state): State<GatewayState>, req: Request) -> Response<Body> {
     let t0 = Instant::now();
     let dialect = Dialect::of(req.uri().path());
-    match prepare(&gw, req, t0, dialect).await {
+    let gw = &state.gw;
+    match prepare(gw, &state.client, req, t0, dialect).await {
         Ok(res) => res,
-        Err(r) => refuse(&gw, r, dialect),
+        Err(r) => refuse(gw, r, dialect),
     }
 }
 
@@ -102,14 +108,121 @@ struct Forward {
     schema: Option<Value>,
 }
 
+/// The fields of a request body the gateway acts on, borrowed as sent;
+/// the rest of the body is checked to be JSON and passed through unread.
+#[derive(Debug, Deserialize)]
+struct Peek<'a> {
+    #[serde(borrow)]
+    model: Option<&'a RawValue>,
+    #[serde(borrow)]
+    name: Option<&'a RawValue>,
+    #[serde(borrow)]
+    source: Option<&'a RawValue>,
+    #[serde(borrow)]
+    destination: Option<&'a RawValue>,
+    #[serde(borrow)]
+    stream: Option<&'a RawValue>,
+    #[serde(borrow)]
+    format: Option<&'a RawValue>,
+    #[serde(borrow)]
+    response_format: Option<&'a RawValue>,
+    /// Present even when null, so that it is replaced, never repeated.
+    #[serde(borrow, default, deserialize_with = "present")]
+    stream_options: Option<&'a RawValue>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+impl<'a> Peek<'a> {
+    fn parse(body: &'a [u8]) -> Result<Self, Refusal> {
+        serde_json::from_slice(body).map_err(|e| {
+            Refusal::BadRequest(if e.classify() == serde_json::error::Category::Data {
+                // Well-formed, but not an object of fields (or one twice).
+                match e.to_string() {
+                    m if m.starts_with("duplicate field") => {
+                        format!("the request body has a {}", m.replace('`', "\""))
+                    }
+                    _ => "the request body must be a JSON object".to_owned(),
+                }
+            } else {
+                format!("the request body is not valid JSON: {e}")
+            })
+        })
+    }
+
+    /// A text field, `None` when absent or null.
+    fn text(raw: Option<&RawValue>, name: &str) -> Result<Option<String>, Refusal> {
+        raw.map(|r| {
+            serde_json::from_str::<String>(r.get())
+                .map_err(|_| Refusal::BadRequest(format!("\"{name}\" must be a string")))
+        })
+        .transpose()
+    }
+
+    /// The model a request runs or reads: `model`, or the older `name`.
+    fn model(&self) -> Result<String, Refusal> {
+        match Self::text(self.model, "model")? {
+            Some(m) => Ok(m),
+            None => Self::text(self.name, "name")?.ok_or(Refusal::MissingModel),
+        }
+    }
+
+    /// `stream`, or the endpoint's default when absent.
+    fn stream(&self, default: bool) -> Result<bool, Refusal> {
+        match self.stream {
+            None => Ok(default),
+            Some(r) => serde_json::from_str(r.get())
+                .map_err(|_| Refusal::BadRequest("\"stream\" must be true or false".to_owned())),
+        }
+    }
+}
+
+/// The body with `stream_options.include_usage` set, so that Ollama sends
+/// its usage chunk; `None` when the client asked for it already.
+fn with_usage_requested(body: &[u8], peek: &Peek<'_>) -> Result<Option<Bytes>, Refusal> {
+    let Some(opts) = peek.stream_options else {
+        // No stream_options: add the field in front of the others.
+        let open = body
+            .iter()
+            .position(|&b| b == b'{')
+            .expect("a parsed object starts with {");
+        let mut out = Vec::with_capacity(body.len() + 40);
+        out.extend_from_slice(&body[..=open]);
+        out.extend_from_slice(br#""stream_options":{"include_usage":true},"#);
+        out.extend_from_slice(&body[open + 1..]);
+        return Ok(Some(Bytes::from(out)));
+    };
+    let opts: Value = serde_json::from_str(opts.get()).unwrap_or(Value::Null);
+    if opts.get("include_usage").and_then(Value::as_bool) == Some(true) {
+        return Ok(None);
+    }
+    let mut whole: Value = serde_json::from_slice(body)
+        .map_err(|e| Refusal::BadRequest(format!("the request body is not valid JSON: {e}")))?;
+    let obj = whole.as_object_mut().expect("a parsed Peek is an object");
+    let opts = obj
+        .entry("stream_options")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if !opts.is_object() {
+        *opts = Value::Object(Default::default());
+    }
+    opts.as_object_mut()
+        .expect("just made an object")
+        .insert("include_usage".into(), Value::Bool(true));
+    Ok(Some(Bytes::from(
+        serde_json::to_vec(&whole).expect("a Value serialises"),
+    )))
+}
+
 async fn prepare(
     gw: &Arc<Gateway>,
+    client: &Client,
     req: Request,
     t0: Instant,
     dialect: Dialect,
 ) -> Result<Response<Body>, Refusal> {
-    let path = req.uri().path().to_owned();
-    let (kind, endpoint) = classify(req.method(), &path).ok_or(Refusal::NotFound)?;
+    let (kind, endpoint) = classify(req.method(), req.uri().path()).ok_or(Refusal::NotFound)?;
     let presented = presented_key(req.headers()).ok_or(Refusal::MissingKey)?;
     let scope = if kind == Kind::Manage {
         KeyScope::Manage
@@ -122,49 +235,32 @@ async fn prepare(
     let mut bytes = axum::body::to_bytes(body, gw.max_body_bytes)
         .await
         .map_err(|_| Refusal::TooLarge(gw.max_body_bytes))?;
-    let json: Option<Value> =
-        if bytes.is_empty() || matches!(kind, Kind::List | Kind::Info) {
-            None
-        } else {
-            Some(serde_json::from_slice(&bytes).map_err(|e| {
-                Refusal::BadRequest(format!("the request body is not valid JSON: {e}"))
-            })?)
-        };
+    let peek = if bytes.is_empty() || matches!(kind, Kind::List | Kind::Info) {
+        None
+    } else {
+        Some(Peek::parse(&bytes)?)
+    };
 
     // Which models the request touches, each checked against the key.
-    let mut models: Vec<String> = Vec::new();
-    let field = |name: &str| {
-        json.as_ref()
-            .and_then(|j| j.get(name))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    match (kind, endpoint) {
-        (Kind::ModelRead, "/v1/models/{model}") => {
-            models.push(path["/v1/models/".len()..].to_owned());
+    let mut models: Vec<String> = Vec::with_capacity(1);
+    match (kind, endpoint, &peek) {
+        (Kind::ModelRead, "/v1/models/{model}", _) => {
+            models.push(parts.uri.path()["/v1/models/".len()..].to_owned());
         }
-        (Kind::Inference | Kind::ModelRead, _) => {
-            models.push(
-                field("model")
-                    .or_else(|| field("name"))
-                    .ok_or(Refusal::MissingModel)?,
-            );
-        }
-        (Kind::Manage, "/api/copy") => {
-            models.extend(field("source"));
-            models.extend(field("destination"));
+        (Kind::Manage, "/api/copy", p) => {
+            if let Some(p) = p {
+                models.extend(Peek::text(p.source, "source")?);
+                models.extend(Peek::text(p.destination, "destination")?);
+            }
             if models.len() != 2 {
                 return Err(Refusal::BadRequest(
                     "copy needs \"source\" and \"destination\"".into(),
                 ));
             }
         }
-        (Kind::Manage, _) => {
-            models.push(
-                field("model")
-                    .or_else(|| field("name"))
-                    .ok_or(Refusal::MissingModel)?,
-            );
+        (Kind::Inference | Kind::ModelRead | Kind::Manage, _, Some(p)) => models.push(p.model()?),
+        (Kind::Inference | Kind::ModelRead | Kind::Manage, _, None) => {
+            return Err(Refusal::MissingModel);
         }
         _ => {}
     }
@@ -187,38 +283,23 @@ async fn prepare(
         if grant.monthly_token_quota.is_some() && gw.limits.month_is_stale(grant.team_id, now) {
             refresh_month(gw, grant.team_id);
         }
-        gw.limits.admit(&grant, now)?;
-        let j = json.as_ref().expect("inference requests have a body");
-        let streams_by_default = matches!(endpoint, "/api/chat" | "/api/generate");
-        stream = j
-            .get("stream")
-            .and_then(Value::as_bool)
-            .unwrap_or(streams_by_default);
-        if !stream {
-            schema = super::schema::requested_schema(j).cloned();
-        }
-        if stream
-            && matches!(endpoint, "/v1/chat/completions" | "/v1/completions")
-            && j.pointer("/stream_options/include_usage")
-                .and_then(Value::as_bool)
-                != Some(true)
+        let p = peek.as_ref().expect("inference requests have a body");
+        stream = p.stream(matches!(endpoint, "/api/chat" | "/api/generate"))?;
+        let rewritten = if stream && matches!(endpoint, "/v1/chat/completions" | "/v1/completions")
         {
             // Ask Ollama for the usage chunk; the client, who did not ask,
             // never sees it.
-            let mut j = j.clone();
-            if let Some(obj) = j.as_object_mut() {
-                let opts = obj
-                    .entry("stream_options")
-                    .or_insert_with(|| Value::Object(Default::default()));
-                if !opts.is_object() {
-                    *opts = Value::Object(Default::default());
-                }
-                opts.as_object_mut()
-                    .expect("just made an object")
-                    .insert("include_usage".into(), Value::Bool(true));
-                bytes = Bytes::from(serde_json::to_vec(&j).expect("a Value serialises"));
-                strip_usage = true;
-            }
+            with_usage_requested(&bytes, p)?
+        } else {
+            None
+        };
+        if !stream {
+            schema = super::schema::requested_schema(p.format, p.response_format);
+        }
+        gw.limits.admit(&grant, now)?;
+        if let Some(b) = rewritten {
+            bytes = b;
+            strip_usage = true;
         }
     }
     let fwd = Forward {
@@ -233,7 +314,7 @@ async fn prepare(
         strip_usage,
         schema,
     };
-    Ok(forward(gw, parts, bytes, fwd, t0, dialect).await)
+    Ok(forward(gw, client, parts, bytes, fwd, t0, dialect).await)
 }
 
 fn refresh_month(gw: &Arc<Gateway>, team: Uuid) {
@@ -314,7 +395,7 @@ impl Outcome {
             now,
         );
         self.gw.usage.record(NewUsageEvent {
-            event_id: Uuid::new_v4(),
+            event_id: self.gw.usage.event_id(now),
             at: now,
             team_id: self.grant.team_id,
             key_id: Some(self.grant.key_id),
@@ -329,22 +410,38 @@ impl Outcome {
         });
     }
 
-    /// Reads token counts from a final chunk or a whole reply of either API.
-    fn take_counts(&mut self, v: &Value) {
-        let n = |p: &str| v.pointer(p).and_then(Value::as_i64);
-        if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
-            self.prompt = u.get("prompt_tokens").and_then(Value::as_i64).unwrap_or(0);
-            self.completion = u
-                .get("completion_tokens")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
+    /// Takes the token counts of a final chunk or a whole reply.
+    fn take_counts(&mut self, c: &Counts) {
+        if let Some(u) = &c.usage {
+            self.prompt = u.prompt_tokens;
+            self.completion = u.completion_tokens;
             self.counted = true;
-        } else if n("/prompt_eval_count").is_some() || n("/eval_count").is_some() {
-            self.prompt = n("/prompt_eval_count").unwrap_or(0);
-            self.completion = n("/eval_count").unwrap_or(0);
+        } else if c.prompt_eval_count.is_some() || c.eval_count.is_some() {
+            self.prompt = c.prompt_eval_count.unwrap_or(0);
+            self.completion = c.eval_count.unwrap_or(0);
             self.counted = true;
         }
     }
+}
+
+/// Ollama's own token counts, from a final chunk or a whole reply of either
+/// API (`prompt_eval_count`/`eval_count` natively, `usage` on `/v1`); every
+/// other field is skipped unread.
+#[derive(Deserialize)]
+struct Counts {
+    prompt_eval_count: Option<i64>,
+    eval_count: Option<i64>,
+    usage: Option<OpenAiUsage>,
+    /// Only its length matters: an empty list marks the usage-only chunk.
+    choices: Option<Vec<serde::de::IgnoredAny>>,
+}
+
+#[derive(Deserialize)]
+struct OpenAiUsage {
+    #[serde(default)]
+    prompt_tokens: i64,
+    #[serde(default)]
+    completion_tokens: i64,
 }
 
 impl Drop for Outcome {
@@ -355,6 +452,7 @@ impl Drop for Outcome {
 
 async fn forward(
     gw: &Arc<Gateway>,
+    client: &Client,
     parts: axum::http::request::Parts,
     body: Bytes,
     fwd: Forward,
@@ -368,18 +466,19 @@ async fn forward(
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let mut rb = gw
-        .upstreams
-        .client
-        .request(parts.method.clone(), format!("{upstream}{path_and_query}"));
+    let mut rb = match lease.upstream.request(parts.method.clone(), path_and_query) {
+        Ok(rb) => rb,
+        Err(e) => return Refusal::BadRequest(format!("bad path: {e}")).into_response(dialect),
+    };
     for name in [header::CONTENT_TYPE, header::ACCEPT] {
         if let Some(v) = parts.headers.get(&name) {
             rb = rb.header(name, v);
         }
     }
-    if !body.is_empty() {
-        rb = rb.body(body);
-    }
+    let upstream_req = match rb.body(Full::new(body)) {
+        Ok(r) => r,
+        Err(e) => return Refusal::BadRequest(format!("bad request: {e}")).into_response(dialect),
+    };
     gw.metrics.in_flight.inc();
     let _in_flight = InFlight(gw.metrics.in_flight.clone());
     let mut outcome = Outcome {
@@ -401,16 +500,16 @@ async fn forward(
         _lease: Some(lease),
     };
     gw.metrics.overhead.observe(t0.elapsed().as_secs_f64());
-    let res = match rb.send().await {
+    let res = match client.request(upstream_req).await {
         Ok(r) => r,
         Err(e) => {
             outcome.finished = true;
             let what = if e.is_connect() {
                 "cannot connect".to_owned()
             } else {
-                e.to_string()
+                error_chain(&e)
             };
-            tracing::warn!(upstream = %outcome.upstream, error = %e, "Ollama upstream failed");
+            tracing::warn!(upstream = %outcome.upstream, error = %error_chain(&e), "Ollama upstream failed");
             return Refusal::Upstream(what).into_response(dialect);
         }
     };
@@ -432,7 +531,7 @@ async fn forward(
             .as_ref()
             .is_some_and(|c| c.to_str().unwrap_or("").starts_with("text/event-stream"));
         let metered = Metered {
-            inner: Box::pin(res.bytes_stream()),
+            inner: res.into_body(),
             buf: BytesMut::new(),
             sse,
             strip_usage: fwd.strip_usage,
@@ -446,8 +545,8 @@ async fn forward(
             .body(Body::from_stream(metered))
             .unwrap_or_else(|_| Refusal::Upstream("bad reply".into()).into_response(dialect));
     }
-    let bytes = match res.bytes().await {
-        Ok(b) => b,
+    let bytes = match res.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
         Err(e) => {
             outcome.status = 502;
             outcome.finished = true;
@@ -461,16 +560,17 @@ async fn forward(
     if status.is_success() {
         match fwd.kind {
             Kind::Inference => {
-                if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
-                    outcome.take_counts(&v);
-                    if let Some(schema) = &fwd.schema
-                        && gw.format_check != FormatCheck::Off
-                        && let Some(text) = super::schema::reply_text(&v)
-                    {
-                        let errors = super::schema::check(schema, text);
-                        if !errors.is_empty() {
-                            format_errors = Some(errors);
-                        }
+                if let Ok(c) = serde_json::from_slice::<Counts>(&bytes) {
+                    outcome.take_counts(&c);
+                }
+                if let Some(schema) = &fwd.schema
+                    && gw.format_check != FormatCheck::Off
+                    && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
+                    && let Some(text) = super::schema::reply_text(&v)
+                {
+                    let errors = super::schema::check(schema, text);
+                    if !errors.is_empty() {
+                        format_errors = Some(errors);
                     }
                 }
             }
@@ -540,12 +640,22 @@ impl Drop for InFlight {
     }
 }
 
-type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+/// An error and its causes, on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
 
 /// The reply stream, passed through whole lines at a time as they arrive,
 /// read for Ollama's counts on the way.
 struct Metered {
-    inner: ByteStream,
+    inner: Incoming,
     buf: BytesMut,
     sse: bool,
     strip_usage: bool,
@@ -606,12 +716,9 @@ impl Metered {
                 return false;
             }
             if contains(data, b"\"usage\"") {
-                if let Ok(v) = serde_json::from_slice::<Value>(data) {
-                    self.outcome.take_counts(&v);
-                    let usage_only = v
-                        .get("choices")
-                        .and_then(Value::as_array)
-                        .is_some_and(|c| c.is_empty());
+                if let Ok(c) = serde_json::from_slice::<Counts>(data) {
+                    self.outcome.take_counts(&c);
+                    let usage_only = c.choices.as_ref().is_some_and(|c| c.is_empty());
                     if usage_only && self.strip_usage {
                         self.skip_blank = true;
                         return true;
@@ -629,8 +736,8 @@ impl Metered {
                 return false;
             }
             if contains(text, b"\"done\":true") {
-                if let Ok(v) = serde_json::from_slice::<Value>(text) {
-                    self.outcome.take_counts(&v);
+                if let Ok(c) = serde_json::from_slice::<Counts>(text) {
+                    self.outcome.take_counts(&c);
                 }
             } else {
                 self.outcome.chunks += 1;
@@ -657,8 +764,12 @@ impl Stream for Metered {
             return Poll::Ready(None);
         }
         loop {
-            match self.inner.as_mut().poll_next(cx) {
-                Poll::Ready(Some(Ok(chunk))) => {
+            match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    // Trailers carry nothing for the client here.
+                    let Ok(chunk) = frame.into_data() else {
+                        continue;
+                    };
                     if self.outcome.ttft.is_none() {
                         self.outcome.ttft = Some(self.outcome.t0.elapsed());
                     }
@@ -714,5 +825,105 @@ mod tests {
         );
         assert_eq!(classify(&Method::GET, "/api/chat"), None);
         assert_eq!(classify(&Method::GET, "/admin"), None);
+    }
+
+    fn message(r: Result<impl std::fmt::Debug, Refusal>) -> String {
+        match r {
+            Err(Refusal::BadRequest(m)) => m,
+            Err(Refusal::MissingModel) => "missing model".into(),
+            other => panic!("expected a bad request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn request_bodies_are_read_for_their_fields_only_and_bad_ones_named() {
+        let body = br#"{"messages":[{"role":"user","content":"hi \"there\""}],"model":"llama3.2","stream":false,"options":{"seed":1}}"#;
+        let p = Peek::parse(body).unwrap();
+        assert_eq!(p.model().unwrap(), "llama3.2");
+        assert!(!p.stream(true).unwrap());
+        let p = Peek::parse(br#"{"name":"qwen:0.5b"}"#).unwrap();
+        assert_eq!(p.model().unwrap(), "qwen:0.5b");
+        assert!(p.stream(true).unwrap(), "absent stream takes the default");
+        assert_eq!(
+            message(Peek::parse(br#"{}"#).unwrap().model()),
+            "missing model"
+        );
+        assert_eq!(
+            message(Peek::parse(br#"{"model":null}"#).unwrap().model()),
+            "missing model"
+        );
+        assert_eq!(
+            message(Peek::parse(br#"{"model":7}"#).unwrap().model()),
+            "\"model\" must be a string"
+        );
+        assert_eq!(
+            message(
+                Peek::parse(br#"{"model":"m","stream":"yes"}"#)
+                    .unwrap()
+                    .stream(true)
+            ),
+            "\"stream\" must be true or false"
+        );
+        assert_eq!(
+            message(Peek::parse(br#"[1,2]"#)),
+            "the request body must be a JSON object"
+        );
+        assert!(
+            message(Peek::parse(br#"{"model":"m","#))
+                .starts_with("the request body is not valid JSON")
+        );
+        assert!(
+            message(Peek::parse(br#"{"model":"a","model":"b"}"#))
+                .starts_with("the request body has a duplicate field \"model\" at line 1")
+        );
+    }
+
+    #[test]
+    fn usage_is_requested_once_and_the_rest_of_the_body_kept() {
+        let ask = |body: &[u8]| {
+            let p = Peek::parse(body).unwrap();
+            with_usage_requested(body, &p)
+                .unwrap()
+                .map(|b| serde_json::from_slice::<Value>(&b).unwrap())
+        };
+        let added = ask(br#" {"model":"m","stream":true}"#).unwrap();
+        assert_eq!(
+            added,
+            serde_json::json!({"model":"m","stream":true,"stream_options":{"include_usage":true}})
+        );
+        let merged =
+            ask(br#"{"model":"m","stream_options":{"include_usage":false,"x":1}}"#).unwrap();
+        assert_eq!(
+            merged["stream_options"],
+            serde_json::json!({"include_usage":true,"x":1})
+        );
+        let replaced = ask(br#"{"model":"m","stream_options":null}"#).unwrap();
+        assert_eq!(
+            replaced["stream_options"],
+            serde_json::json!({"include_usage":true})
+        );
+        assert_eq!(
+            ask(br#"{"model":"m","stream_options":{"include_usage":true}}"#),
+            None
+        );
+    }
+
+    #[test]
+    fn counts_are_read_from_either_api() {
+        let native: Counts = serde_json::from_str(
+            r#"{"model":"m","message":{"role":"assistant","content":"x"},"done":true,"prompt_eval_count":26,"eval_count":290,"total_duration":1}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (native.prompt_eval_count, native.eval_count),
+            (Some(26), Some(290))
+        );
+        let usage_chunk: Counts = serde_json::from_str(
+            r#"{"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#,
+        )
+        .unwrap();
+        let u = usage_chunk.usage.as_ref().unwrap();
+        assert_eq!((u.prompt_tokens, u.completion_tokens), (3, 4));
+        assert_eq!(usage_chunk.choices.map(|c| c.len()), Some(0));
     }
 }

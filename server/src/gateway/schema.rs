@@ -3,17 +3,23 @@
 //! `/v1`), the model's reply is validated against it.
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-/// The JSON schema a request body asks the reply to follow, if any.
-pub fn requested_schema(body: &Value) -> Option<&Value> {
-    if let Some(f) = body.get("format")
-        && f.is_object()
+/// The JSON schema a request asks the reply to follow, if any, from its
+/// `format` (Ollama) or `response_format` (OpenAI) field as sent. Only a
+/// request that asks is parsed further.
+pub fn requested_schema(
+    format: Option<&RawValue>,
+    response_format: Option<&RawValue>,
+) -> Option<Value> {
+    if let Some(f) = format
+        && f.get().starts_with('{')
     {
-        return Some(f);
+        return serde_json::from_str(f.get()).ok();
     }
-    let rf = body.get("response_format")?;
+    let mut rf: Value = serde_json::from_str(response_format?.get()).ok()?;
     if rf.get("type").and_then(Value::as_str) == Some("json_schema") {
-        return rf.get("json_schema").and_then(|j| j.get("schema"));
+        return rf.pointer_mut("/json_schema/schema").map(Value::take);
     }
     None
 }
@@ -51,21 +57,32 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn raw(v: &Value) -> Box<RawValue> {
+        RawValue::from_string(v.to_string()).unwrap()
+    }
+
     #[test]
     fn replies_are_checked_against_the_requested_schema() {
-        let body = json!({ "model": "m", "format": {
+        let format = json!({
             "type": "object",
             "properties": { "age": { "type": "integer" }, "name": { "type": "string" } },
             "required": ["age", "name"]
-        }});
-        let schema = requested_schema(&body).unwrap();
-        assert!(check(schema, r#"{"age": 3, "name": "x"}"#).is_empty());
-        let errs = check(schema, r#"{"age": "three"}"#);
+        });
+        let schema = requested_schema(Some(&raw(&format)), None).unwrap();
+        assert_eq!(schema, format);
+        assert!(check(&schema, r#"{"age": 3, "name": "x"}"#).is_empty());
+        let errs = check(&schema, r#"{"age": "three"}"#);
         assert_eq!(errs.len(), 2, "{errs:?}");
-        assert!(check(schema, "not json")[0].contains("not JSON"));
-        assert!(requested_schema(&json!({ "format": "json" })).is_none());
-        let v1 = json!({ "response_format": { "type": "json_schema", "json_schema": { "name": "x", "schema": { "type": "object" } } } });
-        assert!(requested_schema(&v1).is_some());
+        assert!(check(&schema, "not json")[0].contains("not JSON"));
+        assert!(requested_schema(Some(&raw(&json!("json"))), None).is_none());
+        assert!(requested_schema(None, None).is_none());
+        let v1 = json!({ "type": "json_schema", "json_schema": { "name": "x", "schema": { "type": "object" } } });
+        assert_eq!(
+            requested_schema(None, Some(&raw(&v1))),
+            Some(json!({ "type": "object" }))
+        );
+        let plain = json!({ "type": "json_object" });
+        assert!(requested_schema(None, Some(&raw(&plain))).is_none());
         assert_eq!(
             reply_text(&json!({ "choices": [{ "message": { "content": "{}" } }] })),
             Some("{}")

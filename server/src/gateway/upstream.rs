@@ -1,18 +1,34 @@
-//! The Ollama upstreams: one HTTP client, the least-busy upstream chosen per
-//! request, and in-flight counts that become `ollama_queue_depth`.
+//! The Ollama upstreams: one pooled HTTP/1.1 client (hyper, with rustls for
+//! `https://` upstreams), the least-busy upstream chosen per request, and
+//! in-flight counts that become `ollama_queue_depth`. Each upstream's
+//! address is parsed once, at start-up, not per request.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use axum::http::uri::{Authority, PathAndQuery, Scheme};
+use axum::http::{Method, Request, Uri};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use prometheus::IntGauge;
 
 use super::metrics::GatewayMetrics;
+
+/// The client every request to Ollama goes through.
+pub type Client =
+    hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// One Ollama server.
 pub struct Upstream {
     /// `http://ollama:11434`, no trailing slash.
     pub base: String,
+    scheme: Scheme,
+    authority: Authority,
+    /// A path the upstream is mounted under (`/ollama`), or empty.
+    prefix: String,
     in_flight: AtomicUsize,
     parallel: usize,
     queue_gauge: IntGauge,
@@ -21,8 +37,18 @@ pub struct Upstream {
 
 /// All upstreams and the client that talks to them.
 pub struct Upstreams {
-    pub client: reqwest::Client,
+    pub client: Client,
+    connector: hyper_rustls::HttpsConnector<HttpConnector>,
     list: Vec<Arc<Upstream>>,
+}
+
+fn client(connector: hyper_rustls::HttpsConnector<HttpConnector>) -> Client {
+    // Ollama answers HTTP/1.1; no redirects are followed.
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(1024)
+        .pool_timer(TokioTimer::new())
+        .build(connector)
 }
 
 /// Holds a place on an upstream until dropped (the reply ended, or the
@@ -39,6 +65,30 @@ impl Drop for Lease {
 }
 
 impl Upstream {
+    /// The address of `path_and_query` on this upstream.
+    pub fn uri(&self, path_and_query: &str) -> Result<Uri, axum::http::Error> {
+        let mut parts = axum::http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(if self.prefix.is_empty() {
+            PathAndQuery::try_from(path_and_query)?
+        } else {
+            PathAndQuery::try_from(format!("{}{path_and_query}", self.prefix))?
+        });
+        Ok(Uri::from_parts(parts)?)
+    }
+
+    /// A request to this upstream.
+    pub fn request(
+        &self,
+        method: Method,
+        path_and_query: &str,
+    ) -> Result<axum::http::request::Builder, axum::http::Error> {
+        Ok(Request::builder()
+            .method(method)
+            .uri(self.uri(path_and_query)?))
+    }
+
     fn update_gauges(&self, in_flight: usize) {
         self.in_flight_gauge.set(in_flight as i64);
         self.queue_gauge
@@ -52,32 +102,63 @@ impl Upstreams {
         parallel: usize,
         metrics: GatewayMetrics,
     ) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(1024)
-            .tcp_nodelay(true)
-            // Ollama answers plain HTTP/1.1; no redirects are followed.
-            .redirect(reqwest::redirect::Policy::none())
-            .http1_only()
-            .build()?;
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        })
+        .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = client(connector.clone());
         let list = urls
             .into_iter()
             .map(|u| {
                 let base = u.as_str().trim_end_matches('/').to_owned();
-                Arc::new(Upstream {
+                let uri: Uri = base
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("gateway.upstreams: {base}: {e}"))?;
+                let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
+                let authority = uri
+                    .authority()
+                    .cloned()
+                    .ok_or_else(|| anyhow::anyhow!("gateway.upstreams: {base}: no host"))?;
+                let prefix = uri.path().trim_end_matches('/').to_owned();
+                Ok(Arc::new(Upstream {
                     queue_gauge: metrics.queue_depth.with_label_values(&[&base]),
                     in_flight_gauge: metrics.upstream_in_flight.with_label_values(&[&base]),
                     base,
+                    scheme,
+                    authority,
+                    prefix,
                     in_flight: AtomicUsize::new(0),
                     parallel,
-                })
+                }))
             })
-            .collect::<Vec<_>>();
+            .collect::<anyhow::Result<Vec<_>>>()?;
         for u in &list {
             u.update_gauges(0);
         }
-        Ok(Self { client, list })
+        Ok(Self {
+            client,
+            connector,
+            list,
+        })
+    }
+
+    /// A client with its own connection pool, for one worker thread: its
+    /// connections are opened, and then driven, on that thread.
+    pub fn new_client(&self) -> Client {
+        client(self.connector.clone())
     }
 
     /// Takes a place on the least busy upstream.
@@ -96,5 +177,32 @@ impl Upstreams {
     /// Any upstream (for reads that any of them can answer).
     pub fn first(&self) -> &Arc<Upstream> {
         &self.list[0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_addresses_are_parsed_once_and_keep_their_path() {
+        let ups = Upstreams::new(
+            vec![
+                "http://127.0.0.1:11434".parse().unwrap(),
+                "https://gpu.example:8443/ollama/".parse().unwrap(),
+            ],
+            4,
+            GatewayMetrics::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            ups.list[0].uri("/api/chat?x=1").unwrap().to_string(),
+            "http://127.0.0.1:11434/api/chat?x=1"
+        );
+        assert_eq!(ups.list[1].base, "https://gpu.example:8443/ollama");
+        assert_eq!(
+            ups.list[1].uri("/v1/models").unwrap().to_string(),
+            "https://gpu.example:8443/ollama/v1/models"
+        );
     }
 }

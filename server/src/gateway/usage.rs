@@ -1,20 +1,25 @@
-//! Usage recording without loss. Requests hand their event to a channel
-//! (never blocking); one writer task stores events in batches. While
-//! Postgres is away events wait in memory, and beyond
-//! `gateway.usage_buffer_events` they are appended to a spool file on disk;
-//! both are written once Postgres returns. Event ids are made here, so a
-//! batch written twice (a timeout after a commit, a spool replayed by
-//! another replica) is stored once. At shutdown whatever could not be
-//! written is spooled, and the next start replays the spool.
+//! Usage recording without loss. Requests stage their event in memory
+//! (a push under a short lock: no task wake-up per request); one writer
+//! task takes what is staged when a batch is full or every
+//! `gateway.usage_flush_ms`, and stores it in batches. While Postgres is
+//! away events wait in memory, and beyond `gateway.usage_buffer_events`
+//! they are appended to a spool file on disk; both are written once
+//! Postgres returns. Event ids are made here, so a batch written twice (a
+//! timeout after a commit, a spool replayed by another replica) is stored
+//! once. At shutdown whatever could not be written is spooled, and the next
+//! start replays the spool.
 
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use app::domain::usage::NewUsageEvent;
 use sqlx::PgPool;
-use tokio::sync::mpsc;
+use time::OffsetDateTime;
+use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
 
 use super::metrics::GatewayMetrics;
@@ -28,15 +33,64 @@ pub struct UsageConfig {
     pub spool_dir: PathBuf,
 }
 
+/// Time-ordered event ids (UUID version 7 layout): the millisecond, then 42
+/// bits drawn once per process, then a per-process counter. Unique across
+/// replicas without a random draw per request, and appended at the right
+/// edge of the primary-key index instead of scattered over it.
+pub struct EventIds {
+    node: u64,
+    counter: AtomicU32,
+}
+
+impl EventIds {
+    pub fn new() -> Self {
+        Self {
+            node: rand::random::<u64>() & ((1 << 42) - 1),
+            counter: AtomicU32::new(rand::random()),
+        }
+    }
+
+    /// The next id, stamped with `at`.
+    pub fn next(&self, at: OffsetDateTime) -> Uuid {
+        let ms = (at.unix_timestamp_nanos() / 1_000_000).clamp(0, (1 << 48) - 1) as u64;
+        let count = self.counter.fetch_add(1, Ordering::Relaxed);
+        // 74 bits after the version and variant: node (42) then counter (32).
+        let tail = (u128::from(self.node) << 32) | u128::from(count);
+        let rand_a = ((tail >> 62) & 0x0fff) as u16;
+        let rand_b = (tail as u64) & ((1 << 62) - 1);
+        let mut b = [0u8; 16];
+        b[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+        b[6..8].copy_from_slice(&(0x7000 | rand_a).to_be_bytes());
+        b[8..].copy_from_slice(&((0b10 << 62) | rand_b).to_be_bytes());
+        Uuid::from_bytes(b)
+    }
+}
+
+impl Default for EventIds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What requests and the writer share.
+struct Staged {
+    events: Mutex<Vec<NewUsageEvent>>,
+    /// Signalled when a batch is full.
+    full: Notify,
+    batch_size: usize,
+    stopped: AtomicBool,
+}
+
 /// Where requests send their events.
 #[derive(Clone)]
 pub struct UsageSink {
-    tx: mpsc::UnboundedSender<Msg>,
+    staged: Arc<Staged>,
+    control: mpsc::UnboundedSender<Control>,
     metrics: GatewayMetrics,
+    ids: Arc<EventIds>,
 }
 
-enum Msg {
-    Event(Box<NewUsageEvent>),
+enum Control {
     /// Write everything now and answer (used by tests).
     Flush(tokio::sync::oneshot::Sender<()>),
     /// Write everything, spool what cannot be written, stop, answer.
@@ -44,12 +98,27 @@ enum Msg {
 }
 
 impl UsageSink {
-    /// Records one event; never blocks and never fails the request.
+    /// A fresh event id stamped with `at`.
+    pub fn event_id(&self, at: OffsetDateTime) -> Uuid {
+        self.ids.next(at)
+    }
+
+    /// Records one event; never blocks on I/O and never fails the request.
     pub fn record(&self, event: NewUsageEvent) {
+        let full = {
+            let mut staged = self.staged.events.lock().expect("usage staging lock");
+            // Read under the lock: the writer's last take cannot miss it.
+            if self.staged.stopped.load(Ordering::Acquire) {
+                drop(staged);
+                tracing::error!("usage writer has stopped; an event was not recorded");
+                return;
+            }
+            staged.push(event);
+            staged.len() >= self.staged.batch_size
+        };
         self.metrics.usage_buffered.inc();
-        if self.tx.send(Msg::Event(Box::new(event))).is_err() {
-            self.metrics.usage_buffered.dec();
-            tracing::error!("usage writer has stopped; an event was not recorded");
+        if full {
+            self.staged.full.notify_one();
         }
     }
 
@@ -57,7 +126,7 @@ impl UsageSink {
     /// does not take, and stops the writer.
     pub async fn close(&self) {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if self.tx.send(Msg::Close(tx)).is_ok() {
+        if self.control.send(Control::Close(tx)).is_ok() {
             let _ = rx.await;
         }
     }
@@ -66,7 +135,7 @@ impl UsageSink {
     /// refused a write).
     pub async fn flush(&self) {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if self.tx.send(Msg::Flush(tx)).is_ok() {
+        if self.control.send(Control::Flush(tx)).is_ok() {
             let _ = rx.await;
         }
     }
@@ -86,7 +155,13 @@ pub async fn start(
                 config.spool_dir.display()
             )
         })?;
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (control, rx) = mpsc::unbounded_channel();
+    let staged = Arc::new(Staged {
+        events: Mutex::new(Vec::with_capacity(config.batch_size)),
+        full: Notify::new(),
+        batch_size: config.batch_size.max(1),
+        stopped: AtomicBool::new(false),
+    });
     let writer = Writer {
         db,
         spool_file: config.spool_dir.join(format!(
@@ -95,6 +170,7 @@ pub async fn start(
             Uuid::new_v4().simple()
         )),
         config,
+        staged: staged.clone(),
         pending: VecDeque::new(),
         metrics: metrics.clone(),
         healthy: true,
@@ -102,13 +178,22 @@ pub async fn start(
         last_scan: None,
     };
     let handle = tokio::spawn(writer.run(rx));
-    Ok((UsageSink { tx, metrics }, handle))
+    Ok((
+        UsageSink {
+            staged,
+            control,
+            metrics,
+            ids: Arc::new(EventIds::new()),
+        },
+        handle,
+    ))
 }
 
 struct Writer {
     db: PgPool,
     config: UsageConfig,
     spool_file: PathBuf,
+    staged: Arc<Staged>,
     pending: VecDeque<NewUsageEvent>,
     metrics: GatewayMetrics,
     healthy: bool,
@@ -131,47 +216,70 @@ impl Writer {
                 .is_none_or(|t| t.elapsed() > SPOOL_SCAN_EVERY)
     }
 
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+    /// Moves what requests staged into `pending`, keeping the staging
+    /// vector's capacity.
+    fn take_staged(&mut self, spare: &mut Vec<NewUsageEvent>) {
+        {
+            let mut staged = self.staged.events.lock().expect("usage staging lock");
+            std::mem::swap(&mut *staged, spare);
+        }
+        self.pending.extend(spare.drain(..));
+    }
+
+    async fn run(mut self, mut control: mpsc::UnboundedReceiver<Control>) {
         let mut backoff = self.config.flush_every;
+        // While Postgres is away, writes are retried no sooner than this.
+        let mut next_try = tokio::time::Instant::now();
         let mut flush_waiters = Vec::new();
+        let mut spare = Vec::with_capacity(self.config.batch_size);
+        let mut tick = tokio::time::interval(self.config.flush_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.replay_spool().await;
         loop {
-            // Wait for the first event (or the retry timer), then gather a
-            // batch for at most `flush_every`.
-            let deadline = tokio::time::sleep(if self.pending.is_empty() {
-                Duration::from_secs(3600)
-            } else {
-                backoff
-            });
-            tokio::pin!(deadline);
+            // A full batch, the flush period, or a control message.
             let mut closed = false;
-            loop {
-                tokio::select! {
-                    msg = rx.recv() => match msg {
-                        Some(Msg::Event(e)) => {
-                            self.pending.push_back(*e);
-                            if self.pending.len() >= self.config.batch_size && self.healthy {
-                                break;
-                            }
-                            if self.pending.len() == 1 {
-                                deadline.as_mut().reset(tokio::time::Instant::now() + self.config.flush_every);
-                            }
-                        }
-                        Some(Msg::Flush(done)) => { flush_waiters.push(done); break; }
-                        Some(Msg::Close(done)) => { flush_waiters.push(done); closed = true; break; }
-                        None => { closed = true; break; }
-                    },
-                    () = &mut deadline => break,
+            let mut asked = false;
+            let mut ticked = false;
+            tokio::select! {
+                () = self.staged.full.notified() => {}
+                _ = tick.tick() => ticked = true,
+                msg = control.recv() => {
+                    asked = true;
+                    match msg {
+                        Some(Control::Flush(done)) => flush_waiters.push(done),
+                        Some(Control::Close(done)) => { flush_waiters.push(done); closed = true; }
+                        None => closed = true,
+                    }
                 }
             }
-            // Write full batches while Postgres answers.
-            while !self.pending.is_empty() {
-                if self.write_batch().await {
-                    backoff = self.config.flush_every;
-                } else {
-                    backoff =
-                        (backoff * 2).clamp(Duration::from_millis(200), Duration::from_secs(5));
-                    break;
+            if closed {
+                // Nothing is accepted from now on; what came before is taken below.
+                let _staged = self.staged.events.lock().expect("usage staging lock");
+                self.staged.stopped.store(true, Ordering::Release);
+            }
+            self.take_staged(&mut spare);
+            // Full batches are written as they fill; a partial one only at
+            // the flush period or when asked, so that a busy gateway writes
+            // few large batches, not many small ones. While Postgres is away,
+            // writes wait for the back-off (or for someone asking).
+            let mut partial = if ticked || asked {
+                self.pending.len()
+            } else {
+                0
+            };
+            if self.healthy || asked || tokio::time::Instant::now() >= next_try {
+                while self.pending.len() >= self.config.batch_size || partial > 0 {
+                    let before = self.pending.len();
+                    if self.write_batch().await {
+                        backoff = self.config.flush_every;
+                        partial = partial.saturating_sub(before - self.pending.len());
+                        self.take_staged(&mut spare);
+                    } else {
+                        backoff =
+                            (backoff * 2).clamp(Duration::from_millis(200), Duration::from_secs(5));
+                        next_try = tokio::time::Instant::now() + backoff;
+                        break;
+                    }
                 }
             }
             if self.pending.is_empty() && self.healthy && self.spool_due() {
@@ -182,7 +290,7 @@ impl Writer {
             {
                 self.spool_pending();
             }
-            if self.pending.is_empty() || !self.healthy || closed {
+            if (asked && partial == 0) || self.pending.is_empty() || !self.healthy || closed {
                 for w in flush_waiters.drain(..) {
                     let _ = w.send(());
                 }
@@ -299,13 +407,13 @@ impl Writer {
 }
 
 async fn store(db: &PgPool, events: &[NewUsageEvent]) -> Result<(), app::domain::Error> {
-    let mut tx = db.begin().await?;
-    app::domain::usage::record(&mut *tx, events).await?;
+    let mut conn = db.acquire().await?;
+    app::domain::usage::record(&mut conn, events).await?;
+    // Apart from the events: a key's last use is a hint, not a record.
     let mut keys: Vec<Uuid> = events.iter().filter_map(|e| e.key_id).collect();
     keys.sort_unstable();
     keys.dedup();
-    app::domain::keys::touch(&mut *tx, &keys).await?;
-    tx.commit().await?;
+    app::domain::keys::touch(&mut *conn, &keys).await?;
     Ok(())
 }
 
@@ -336,6 +444,35 @@ fn read_spool(file: &Path) -> std::io::Result<Vec<NewUsageEvent>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_ids_are_version_7_unique_and_ordered_by_time() {
+        let ids = EventIds::new();
+        let t = OffsetDateTime::now_utc();
+        let a = ids.next(t);
+        let b = ids.next(t);
+        let later = ids.next(t + Duration::from_millis(2));
+        assert_eq!(a.get_version_num(), 7);
+        assert_eq!(a.get_variant(), uuid::Variant::RFC4122);
+        assert_ne!(a, b);
+        assert!(later > a && later > b, "{a} {b} {later}");
+        let ms = u64::from_be_bytes([
+            0,
+            0,
+            a.as_bytes()[0],
+            a.as_bytes()[1],
+            a.as_bytes()[2],
+            a.as_bytes()[3],
+            a.as_bytes()[4],
+            a.as_bytes()[5],
+        ]);
+        assert_eq!(i128::from(ms), t.unix_timestamp_nanos() / 1_000_000);
+        // Another process (another node part) never makes the same id.
+        let other = EventIds::new();
+        assert_ne!(other.next(t), a);
+        let many: std::collections::HashSet<Uuid> = (0..10_000).map(|_| ids.next(t)).collect();
+        assert_eq!(many.len(), 10_000);
+    }
 
     #[test]
     fn spool_files_round_trip_and_skip_a_torn_last_line() {
