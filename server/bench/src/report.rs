@@ -153,7 +153,7 @@ impl Report {
         let _ = writeln!(
             o,
             "  {} CPU cores, shared by everything: this process (load client on 1 thread, ollama-sim on 2),\n  \
-             corral-gateway (tokio, one worker per core), nginx {} (worker_processes auto = one per core,\n  \
+             corral-gateway (gateway.workers = 0: one event-loop thread per core), nginx {} (worker_processes auto = one per core,\n  \
              access log on) and Postgres (the gateway's usage events). Compare the columns, not the machine.",
             s.cores, s.nginx_version
         );
