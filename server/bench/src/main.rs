@@ -208,6 +208,7 @@ async fn run(o: &Options, sims: &Handle) -> anyhow::Result<Report> {
                 database_url: &database_url,
                 pepper: &pepper,
                 dir: &dir,
+                workers: o.gateway_workers,
             },
         )?);
     }

@@ -15,6 +15,7 @@ usage: corral-bench --gateway-bin PATH [options]
   --concurrency LIST    connections of the throughput steps (1,2,4,8,16,32,64)
   --streams N           streams per target for TTFT and chunk timing (100; quick 10)
   --cancels N           hang-ups per target (10; quick 3)
+  --gateway-workers N   the gateway's gateway.workers (0 = one per core, its default)
   --gateway-bin PATH    the release corral-gateway binary
   --nginx-bin PATH      nginx (default: nginx on PATH, else /usr/sbin/nginx)
   --migrations DIR      Corral's migrations (default: ./migrations)
@@ -33,6 +34,7 @@ pub struct Options {
     pub concurrency: Vec<usize>,
     pub streams: usize,
     pub cancels: usize,
+    pub gateway_workers: u16,
     pub gateway_bin: PathBuf,
     pub nginx_bin: PathBuf,
     pub migrations: PathBuf,
@@ -53,6 +55,7 @@ impl Options {
             concurrency: vec![1, 2, 4, 8, 16, 32, 64],
             streams: if quick { 10 } else { 100 },
             cancels: if quick { 3 } else { 10 },
+            gateway_workers: 0,
             gateway_bin: PathBuf::new(),
             nginx_bin: find_nginx(),
             migrations: PathBuf::from("migrations"),
@@ -83,6 +86,7 @@ impl Options {
                 }
                 "--streams" => o.streams = value.parse().with_context(bad)?,
                 "--cancels" => o.cancels = value.parse().with_context(bad)?,
+                "--gateway-workers" => o.gateway_workers = value.parse().with_context(bad)?,
                 "--gateway-bin" => o.gateway_bin = value.into(),
                 "--nginx-bin" => o.nginx_bin = value.into(),
                 "--migrations" => o.migrations = value.into(),

@@ -117,6 +117,7 @@ pub struct GatewayConfig<'a> {
     pub database_url: &'a str,
     pub pepper: &'a str,
     pub dir: &'a Path,
+    pub workers: u16,
 }
 
 /// Starts `corral-gateway` in front of one upstream.
@@ -135,6 +136,7 @@ pub fn spawn_gateway(name: &str, c: &GatewayConfig<'_>) -> anyhow::Result<Proces
             format!("http://{}", c.upstream),
         )
         .env("CORRAL_KEYS__PEPPER", c.pepper)
+        .env("CORRAL_GATEWAY__WORKERS", c.workers.to_string())
         .env(
             "CORRAL_GATEWAY__SPOOL_DIR",
             c.dir.join(format!("{name}-spool")),

@@ -1,7 +1,8 @@
 //! The gateway's Prometheus metrics, served at its `/metrics`: what the
 //! usage pages chart and what the HPA scales on (`ollama_queue_depth`).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
@@ -35,6 +36,28 @@ pub struct GatewayMetrics {
     pub usage_written: IntCounter,
     pub usage_spooled: IntCounter,
     pub key_cache_size: IntGauge,
+    /// Label look-ups done once per series, not once per request.
+    series: Arc<RwLock<HashMap<SeriesKey, HashMap<String, Arc<RequestSeries>>>>>,
+}
+
+/// A series' labels other than the model.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct SeriesKey {
+    team: uuid::Uuid,
+    endpoint: &'static str,
+    status: u16,
+}
+
+/// The per-request metrics of one team, model, endpoint and status.
+pub struct RequestSeries {
+    /// The team's slug when the series was made (a renamed team gets new
+    /// series).
+    team: String,
+    pub requests: IntCounter,
+    pub duration: Histogram,
+    pub ttft: Histogram,
+    /// Token counters, for endpoints that run a model.
+    pub tokens: Option<(IntCounter, IntCounter)>,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -184,7 +207,52 @@ impl GatewayMetrics {
                     .expect("valid metric"),
             ),
             registry: r,
+            series: Arc::default(),
         }
+    }
+
+    /// The metrics a finished request updates, by its labels; `tokens` for
+    /// endpoints that run a model.
+    pub fn series(
+        &self,
+        team_id: uuid::Uuid,
+        team: &str,
+        model: &str,
+        endpoint: &'static str,
+        status: u16,
+        tokens: bool,
+    ) -> Arc<RequestSeries> {
+        let key = SeriesKey {
+            team: team_id,
+            endpoint,
+            status,
+        };
+        if let Ok(map) = self.series.read()
+            && let Some(s) = map.get(&key).and_then(|m| m.get(model))
+            && s.team == team
+        {
+            return s.clone();
+        }
+        let status_text = status.to_string();
+        let labels = [team, model, endpoint, status_text.as_str()];
+        let made = Arc::new(RequestSeries {
+            team: team.to_owned(),
+            requests: self.requests.with_label_values(&labels),
+            duration: self.duration.with_label_values(&labels),
+            ttft: self.ttft.with_label_values(&labels),
+            tokens: tokens.then(|| {
+                (
+                    self.tokens.with_label_values(&[team, model, "prompt"]),
+                    self.tokens.with_label_values(&[team, model, "completion"]),
+                )
+            }),
+        });
+        if let Ok(mut map) = self.series.write() {
+            map.entry(key)
+                .or_default()
+                .insert(model.to_owned(), made.clone());
+        }
+        made
     }
 
     /// The text exposition of every metric.
@@ -212,4 +280,29 @@ pub async fn handler(State(gw): State<Arc<Gateway>>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_series_is_made_once_and_follows_a_renamed_team() {
+        let m = GatewayMetrics::new();
+        let team = uuid::Uuid::new_v4();
+        let a = m.series(team, "team-a", "llama3.2:latest", "/api/chat", 200, true);
+        a.requests.inc();
+        let again = m.series(team, "team-a", "llama3.2:latest", "/api/chat", 200, true);
+        assert!(Arc::ptr_eq(&a, &again));
+        again.requests.inc();
+        let text = m.render();
+        assert!(text.contains(r#"corral_gateway_requests_total{endpoint="/api/chat",model="llama3.2:latest",status="200",team="team-a"} 2"#), "{text}");
+        // Listing models counts requests but makes no token series.
+        let tags = m.series(team, "team-a", "", "/api/tags", 200, false);
+        assert!(tags.tokens.is_none());
+        let renamed = m.series(team, "team-z", "llama3.2:latest", "/api/chat", 200, true);
+        assert!(!Arc::ptr_eq(&a, &renamed));
+        renamed.requests.inc();
+        assert!(m.render().contains(r#"status="200",team="team-z"} 1"#));
+    }
 }

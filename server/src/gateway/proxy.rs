@@ -363,31 +363,24 @@ impl Outcome {
             self.completion = self.chunks;
         }
         let latency = self.t0.elapsed();
-        let status = self.status.to_string();
-        let labels = [
-            self.grant.team.as_str(),
-            self.model.as_str(),
+        let series = self.gw.metrics.series(
+            self.grant.team_id,
+            &self.grant.team,
+            &self.model,
             self.endpoint,
-            status.as_str(),
-        ];
-        let m = &self.gw.metrics;
-        m.requests.with_label_values(&labels).inc();
-        m.duration
-            .with_label_values(&labels)
-            .observe(latency.as_secs_f64());
+            self.status,
+            self.kind == Kind::Inference,
+        );
+        series.requests.inc();
+        series.duration.observe(latency.as_secs_f64());
         if let Some(t) = self.ttft {
-            m.ttft.with_label_values(&labels).observe(t.as_secs_f64());
+            series.ttft.observe(t.as_secs_f64());
         }
-        if self.kind != Kind::Inference {
+        let Some((prompt, completion)) = &series.tokens else {
             return;
-        }
-        let team = self.grant.team.as_str();
-        m.tokens
-            .with_label_values(&[team, &self.model, "prompt"])
-            .inc_by(self.prompt.max(0) as u64);
-        m.tokens
-            .with_label_values(&[team, &self.model, "completion"])
-            .inc_by(self.completion.max(0) as u64);
+        };
+        prompt.inc_by(self.prompt.max(0) as u64);
+        completion.inc_by(self.completion.max(0) as u64);
         let now = OffsetDateTime::now_utc();
         self.gw.limits.add_tokens(
             &self.grant,
