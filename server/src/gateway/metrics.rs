@@ -37,8 +37,11 @@ pub struct GatewayMetrics {
     pub usage_spooled: IntCounter,
     pub key_cache_size: IntGauge,
     /// Label look-ups done once per series, not once per request.
-    series: Arc<RwLock<HashMap<SeriesKey, HashMap<String, Arc<RequestSeries>>>>>,
+    series: Arc<RwLock<SeriesCache>>,
 }
+
+/// Series by their labels: the model last, so it is looked up as a `&str`.
+type SeriesCache = HashMap<SeriesKey, HashMap<String, Arc<RequestSeries>>>;
 
 /// A series' labels other than the model.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
