@@ -149,12 +149,50 @@ async fn openai_streams_get_usage_from_ollama_and_clients_that_did_not_ask_never
         "the client asked for usage: {text}"
     );
 
+    // /v1/completions puts an empty usage on every chunk once asked; the
+    // client that did not ask sees none of it, and the count is still taken.
+    let completion = json!({ "model": "llama3.2", "prompt": "hi", "stream": true });
+    let text = post(
+        &format!("{gw_url}/v1/completions"),
+        Some(&secret),
+        &completion,
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    assert!(
+        !text.contains("usage"),
+        "the client did not ask for usage: {text}"
+    );
+    let chunks: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(chunks.len() > 1, "{text}");
+    assert!(chunks.iter().all(|c| c["object"] == "text_completion"));
+
     gw.usage.flush().await;
-    let tokens: Vec<(i32, i32)> =
-        sqlx::query_as("SELECT prompt_tokens, completion_tokens FROM usage_events ORDER BY at")
-            .fetch_all(&w.db)
-            .await
-            .unwrap();
+    let tokens: Vec<(i32, i32)> = sqlx::query_as(
+        "SELECT prompt_tokens, completion_tokens FROM usage_events
+          WHERE endpoint = '/v1/chat/completions' ORDER BY at",
+    )
+    .fetch_all(&w.db)
+    .await
+    .unwrap();
+    let completion_tokens: (i32, i32) = sqlx::query_as(
+        "SELECT prompt_tokens, completion_tokens FROM usage_events WHERE endpoint = '/v1/completions'",
+    )
+    .fetch_one(&w.db)
+    .await
+    .unwrap();
+    assert!(
+        completion_tokens.0 > 0 && completion_tokens.1 > 0,
+        "{completion_tokens:?}"
+    );
     assert_eq!(tokens.len(), 2);
     assert!(tokens.iter().all(|(p, c)| *p > 0 && *c > 0), "{tokens:?}");
     assert_eq!(

@@ -671,7 +671,8 @@ impl Metered {
             }
         };
         let chunk = self.buf.split_to(end).freeze();
-        let mut keep: Option<Vec<u8>> = None;
+        // Only when a line is dropped or rewritten is the chunk copied.
+        let mut edited: Option<Vec<u8>> = None;
         let mut start = 0;
         while start < chunk.len() {
             let stop = chunk[start..]
@@ -680,53 +681,77 @@ impl Metered {
                 .map(|i| start + i + 1)
                 .unwrap_or(chunk.len());
             let line = &chunk[start..stop];
-            let drop_line = self.read_line(line);
-            if drop_line && keep.is_none() {
-                keep = Some(chunk[..start].to_vec());
-            } else if !drop_line && let Some(k) = keep.as_mut() {
-                k.extend_from_slice(line);
+            match self.read_line(line) {
+                Line::Keep => {
+                    if let Some(e) = edited.as_mut() {
+                        e.extend_from_slice(line);
+                    }
+                }
+                change => {
+                    let e = edited.get_or_insert_with(|| chunk[..start].to_vec());
+                    if let Line::Replace(new) = change {
+                        e.extend_from_slice(&new);
+                    }
+                }
             }
             start = stop;
         }
-        match keep {
-            Some(k) => Bytes::from(k),
+        match edited {
+            Some(e) => Bytes::from(e),
             None => chunk,
         }
     }
 
-    /// Reads one line; true when the client must not see it.
-    fn read_line(&mut self, line: &[u8]) -> bool {
+    /// Reads one line and says what the client gets of it.
+    fn read_line(&mut self, line: &[u8]) -> Line {
         let text = trim_eol(line);
         if self.sse {
             if text.is_empty() {
-                return std::mem::take(&mut self.skip_blank);
+                return if std::mem::take(&mut self.skip_blank) {
+                    Line::Drop
+                } else {
+                    Line::Keep
+                };
             }
             let Some(data) = text.strip_prefix(b"data:") else {
-                return false;
+                return Line::Keep;
             };
             let data = data.strip_prefix(b" ").unwrap_or(data);
             if data == b"[DONE]" {
-                return false;
+                return Line::Keep;
             }
-            if contains(data, b"\"usage\"") {
-                if let Ok(c) = serde_json::from_slice::<Counts>(data) {
-                    self.outcome.take_counts(&c);
-                    let usage_only = c.choices.as_ref().is_some_and(|c| c.is_empty());
-                    if usage_only && self.strip_usage {
-                        self.skip_blank = true;
-                        return true;
-                    }
-                    if !usage_only {
-                        self.outcome.chunks += 1;
-                    }
-                }
-            } else {
+            if !contains(data, b"\"usage\"") {
                 self.outcome.chunks += 1;
+                return Line::Keep;
             }
-            false
+            let Ok(c) = serde_json::from_slice::<Counts>(data) else {
+                return Line::Keep;
+            };
+            self.outcome.take_counts(&c);
+            let usage_only = c.choices.as_ref().is_some_and(|c| c.is_empty());
+            if usage_only {
+                if self.strip_usage {
+                    self.skip_blank = true;
+                    return Line::Drop;
+                }
+                return Line::Keep;
+            }
+            self.outcome.chunks += 1;
+            // `/v1/completions` puts an empty usage on every chunk once usage
+            // is asked for; a client that did not ask never sees it.
+            match (self.strip_usage, without_usage(data)) {
+                (true, Some(stripped)) => {
+                    let mut out = Vec::with_capacity(stripped.len() + 8);
+                    out.extend_from_slice(b"data: ");
+                    out.extend_from_slice(&stripped);
+                    out.extend_from_slice(&line[text.len()..]);
+                    Line::Replace(out)
+                }
+                _ => Line::Keep,
+            }
         } else {
             if text.is_empty() {
-                return false;
+                return Line::Keep;
             }
             if contains(text, b"\"done\":true") {
                 if let Ok(c) = serde_json::from_slice::<Counts>(text) {
@@ -735,9 +760,36 @@ impl Metered {
             } else {
                 self.outcome.chunks += 1;
             }
-            false
+            Line::Keep
         }
     }
+}
+
+/// What the client gets of one line of the reply.
+enum Line {
+    Keep,
+    Drop,
+    Replace(Vec<u8>),
+}
+
+/// A JSON object without its `"usage"` member, if it has one that is an
+/// object of numbers (as Ollama writes it); `None` otherwise.
+fn without_usage(data: &[u8]) -> Option<Vec<u8>> {
+    const KEY: &[u8] = b"\"usage\":{";
+    let at = data.windows(KEY.len()).position(|w| w == KEY)?;
+    let close = at + data[at..].iter().position(|&b| b == b'}')? + 1;
+    // With the comma before it, or after it when it comes first.
+    let (from, to) = match data[..at].iter().rposition(|b| !b.is_ascii_whitespace()) {
+        Some(i) if data[i] == b',' => (i, close),
+        _ if data.get(close) == Some(&b',') => (at, close + 1),
+        _ => (at, close),
+    };
+    let mut out = Vec::with_capacity(data.len() - (to - from));
+    out.extend_from_slice(&data[..from]);
+    out.extend_from_slice(&data[to..]);
+    serde_json::from_slice::<serde::de::IgnoredAny>(&out)
+        .is_ok()
+        .then_some(out)
 }
 
 fn trim_eol(line: &[u8]) -> &[u8] {
@@ -899,6 +951,21 @@ mod tests {
             ask(br#"{"model":"m","stream_options":{"include_usage":true}}"#),
             None
         );
+    }
+
+    #[test]
+    fn an_unasked_usage_member_is_cut_from_a_chunk() {
+        let cut = |s: &str| without_usage(s.as_bytes()).map(|v| String::from_utf8(v).unwrap());
+        assert_eq!(
+            cut(r#"{"id":"c","choices":[{"text":"Hi"}],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}}"#).as_deref(),
+            Some(r#"{"id":"c","choices":[{"text":"Hi"}]}"#)
+        );
+        assert_eq!(
+            cut(r#"{"usage":{"prompt_tokens":0},"id":"c"}"#).as_deref(),
+            Some(r#"{"id":"c"}"#)
+        );
+        assert_eq!(cut(r#"{"id":"c","usage":null}"#), None);
+        assert_eq!(cut(r#"{"id":"c"}"#), None);
     }
 
     #[test]
