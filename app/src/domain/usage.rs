@@ -146,7 +146,7 @@ pub async fn insert_new(conn: impl PgExecutor<'_>, events: &[NewUsageEvent]) -> 
            SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::uuid[], $4::uuid[], $5::text[],
                                 $6::text[], $7::smallint[], $8::int[], $9::int[], $10::float8[],
                                 $11::float8[], $12::text[])
-           ON CONFLICT (event_id) DO NOTHING"#,
+           ON CONFLICT ON CONSTRAINT usage_events_pkey DO NOTHING"#,
         &ids,
         &at,
         &teams,

@@ -7,6 +7,9 @@ use std::process::ExitCode;
 
 use server::settings::Settings;
 
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let settings = match Settings::load() {
         Ok(s) => s,
