@@ -20,7 +20,7 @@ fn main() -> ExitCode {
     };
     server::telemetry::init_tracing(&settings.log);
     // One single-threaded runtime per worker (see `serve_workers`); this
-    // one also runs the usage writer and the key-change listener.
+    // one accepts, and runs the usage writer and the key-change listener.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

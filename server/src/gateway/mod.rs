@@ -132,13 +132,21 @@ pub async fn serve(
         .await
 }
 
+/// How long open requests may run on after a shutdown signal: under
+/// Kubernetes' default 30 s grace period, so that the usage of requests cut
+/// at the end is still written (or spooled) before the pod is killed.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
 /// Serves the gateway on `listener` with `workers` threads, nginx-style:
 /// each thread runs its own single-threaded event loop with its own
 /// upstream connections, and every accepted connection is handed to the
 /// next thread and stays there. A request then never hops threads, which
 /// keeps the tail latency down and spares cross-thread wake-ups. The
-/// calling runtime accepts and is the first worker. Returns once
-/// `shutdown` resolved and every open request has finished.
+/// calling runtime only accepts (and runs the usage writer and key
+/// listener). Once `shutdown` resolves, open requests get
+/// [`SHUTDOWN_GRACE`] to finish; then the rest are cut (each recorded as a
+/// 499 with what it had used) and the workers stop, so that the usage of
+/// every request has been handed to the writer when this returns.
 pub async fn serve_workers(
     listener: tokio::net::TcpListener,
     gateway: Arc<Gateway>,
@@ -150,8 +158,8 @@ pub async fn serve_workers(
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut threads = Vec::new();
-    let mut handles = vec![tokio::runtime::Handle::current()];
-    for i in 1..workers.max(1) {
+    let mut handles = Vec::new();
+    for i in 1..=workers.max(1) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -213,7 +221,17 @@ pub async fn serve_workers(
     }
     drop(listener);
     // Open requests finish (streams included); idle connections close.
-    graceful.shutdown().await;
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "requests still open {} s after the shutdown signal are cut",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
+    // Stopping a worker drops what it still runs: a cut stream records its
+    // usage as it goes.
     let _ = stop.send(true);
     for t in threads {
         let _ = t.join();

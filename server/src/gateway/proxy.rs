@@ -523,9 +523,34 @@ async fn forward(
         let sse = content_type
             .as_ref()
             .is_some_and(|c| c.to_str().unwrap_or("").starts_with("text/event-stream"));
+        let mut inner = res.into_body();
+        // Wait for the first piece, so that the head and it leave in one
+        // write (Ollama sends them together; a client hanging up meanwhile
+        // still drops the request and records it).
+        let mut buf = BytesMut::new();
+        let mut primed = false;
+        while let Some(frame) = inner.frame().await {
+            match frame {
+                Ok(frame) => {
+                    if let Ok(data) = frame.into_data() {
+                        outcome.ttft = Some(t0.elapsed());
+                        buf.extend_from_slice(&data);
+                        primed = true;
+                        break;
+                    }
+                }
+                Err(e) => {
+                    outcome.status = 502;
+                    outcome.finished = true;
+                    return Refusal::Upstream(format!("reply cut short: {e}"))
+                        .into_response(dialect);
+                }
+            }
+        }
         let metered = Metered {
-            inner: res.into_body(),
-            buf: BytesMut::new(),
+            inner,
+            buf,
+            primed,
             sse,
             strip_usage: fwd.strip_usage,
             skip_blank: false,
@@ -650,6 +675,8 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 struct Metered {
     inner: Incoming,
     buf: BytesMut,
+    /// `buf` holds the first piece, not yet passed on.
+    primed: bool,
     sse: bool,
     strip_usage: bool,
     skip_blank: bool,
@@ -807,6 +834,12 @@ impl Stream for Metered {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.done {
             return Poll::Ready(None);
+        }
+        if std::mem::take(&mut self.primed) {
+            let out = self.take_lines(false);
+            if !out.is_empty() {
+                return Poll::Ready(Some(Ok(out)));
+            }
         }
         loop {
             match Pin::new(&mut self.inner).poll_frame(cx) {
