@@ -140,6 +140,9 @@ pub struct GatewaySettings {
     /// and upstream connections (a connection stays on one thread); 0 means
     /// one per CPU core.
     pub workers: u16,
+    /// Seconds open requests may run on after SIGTERM before
+    /// `corral-gateway` cuts them (and records their usage) and exits.
+    pub shutdown_grace_secs: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -207,6 +210,7 @@ fn defaults() -> serde_json::Value {
             "max_body_bytes": 16 * 1024 * 1024, "format_check": "reject",
             "usage_batch_size": 500, "usage_flush_ms": 200, "usage_buffer_events": 20000,
             "spool_dir": ".corral/usage-spool", "key_cache_secs": 60, "workers": 0,
+            "shutdown_grace_secs": 20,
         },
         "sim": { "enabled": null, "host": "127.0.0.1", "port": 11434, "ttft_ms": 40, "token_ms": 25, "parallel": 4 },
     })

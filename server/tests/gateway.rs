@@ -600,3 +600,59 @@ async fn usage_batches_are_copied_in_whole_and_a_repeated_batch_is_stored_once(d
     // Every field as sent: microseconds, nulls, i32::MAX, non-ASCII text.
     assert_eq!(stored, again);
 }
+
+#[sqlx::test(migrator = "app::MIGRATOR")]
+async fn on_sigterm_an_open_stream_gets_the_grace_period_then_is_cut_and_recorded(db: PgPool) {
+    let w = world(db).await;
+    let (_, secret) = key(&w, &[KeyScope::Inference]).await;
+    let (sim_url, sim) = start_sim(ollama_sim::SimConfig {
+        ttft: Duration::from_millis(5),
+        token_gap: Duration::from_millis(50),
+        ..Default::default()
+    })
+    .await;
+    let url = database_url(&w.db);
+    let mut gateway = GatewayProcess::start(
+        &url,
+        &sim_url,
+        &[("CORRAL_GATEWAY__SHUTDOWN_GRACE_SECS", "1")],
+    )
+    .await;
+    let res = post(
+        &format!("{}/api/chat", gateway.url),
+        Some(&secret),
+        &chat("llama3.2", true, "a long story [sim:tokens=1000]"),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let mut body = res.bytes_stream();
+    body.next().await.unwrap().unwrap();
+
+    let asked = Instant::now();
+    let status = gateway.terminate(Duration::from_secs(10)).await;
+    let took = asked.elapsed();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exited cleanly: {status:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "the stream had its 1 s of grace, no more: {took:?}"
+    );
+    // The client's stream ends; Ollama's generation is cancelled.
+    while let Some(Ok(_)) = body.next().await {}
+    assert!(
+        eventually(Duration::from_secs(2), || async { sim.stats().active == 0 }).await,
+        "{:?}",
+        sim.stats()
+    );
+    // Its usage was written before the process exited.
+    let (status, completion): (i16, i32) =
+        sqlx::query_as("SELECT status, completion_tokens FROM usage_events WHERE team_id = $1")
+            .bind(w.team_a)
+            .fetch_one(&w.db)
+            .await
+            .unwrap();
+    assert_eq!(status, 499);
+    assert!(completion >= 10, "the tokens it had streamed: {completion}");
+}

@@ -57,6 +57,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         listener,
         gateway.clone(),
         threads,
+        std::time::Duration::from_secs(settings.gateway.shutdown_grace_secs),
         server::shutdown_signal(),
     )
     .await?;

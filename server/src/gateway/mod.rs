@@ -132,25 +132,23 @@ pub async fn serve(
         .await
 }
 
-/// How long open requests may run on after a shutdown signal: under
-/// Kubernetes' default 30 s grace period, so that the usage of requests cut
-/// at the end is still written (or spooled) before the pod is killed.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
-
 /// Serves the gateway on `listener` with `workers` threads, nginx-style:
 /// each thread runs its own single-threaded event loop with its own
 /// upstream connections, and every accepted connection is handed to the
 /// next thread and stays there. A request then never hops threads, which
 /// keeps the tail latency down and spares cross-thread wake-ups. The
 /// calling runtime only accepts (and runs the usage writer and key
-/// listener). Once `shutdown` resolves, open requests get
-/// [`SHUTDOWN_GRACE`] to finish; then the rest are cut (each recorded as a
-/// 499 with what it had used) and the workers stop, so that the usage of
-/// every request has been handed to the writer when this returns.
+/// listener). Once `shutdown` resolves, open requests get `grace` to
+/// finish (`gateway.shutdown_grace_secs`, 20 s by default: under
+/// Kubernetes' 30 s, so that what follows happens before the pod is
+/// killed); then the rest are cut (each recorded as a 499 with what it had
+/// used) and the workers stop, so that the usage of every request has been
+/// handed to the writer when this returns.
 pub async fn serve_workers(
     listener: tokio::net::TcpListener,
     gateway: Arc<Gateway>,
     workers: usize,
+    grace: Duration,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
@@ -221,13 +219,13 @@ pub async fn serve_workers(
     }
     drop(listener);
     // Open requests finish (streams included); idle connections close.
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+    if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!(
             "requests still open {} s after the shutdown signal are cut",
-            SHUTDOWN_GRACE.as_secs()
+            grace.as_secs()
         );
     }
     // Stopping a worker drops what it still runs: a cut stream records its

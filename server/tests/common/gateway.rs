@@ -202,6 +202,22 @@ impl Drop for GatewayProcess {
 }
 
 impl GatewayProcess {
+    /// Sends SIGTERM, as Kubernetes does, and waits up to `within` for the
+    /// process to exit; its exit status, or `None` if it did not.
+    pub async fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -TERM {pid}");
+        let start = std::time::Instant::now();
+        while start.elapsed() < within {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
     /// Starts `corral-gateway` and waits until it answers.
     pub async fn start(database_url: &str, upstream: &str, extra: &[(&str, &str)]) -> Self {
         let port = {
