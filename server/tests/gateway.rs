@@ -656,3 +656,44 @@ async fn on_sigterm_an_open_stream_gets_the_grace_period_then_is_cut_and_recorde
     assert_eq!(status, 499);
     assert!(completion >= 10, "the tokens it had streamed: {completion}");
 }
+
+#[sqlx::test(migrator = "app::MIGRATOR")]
+async fn an_unreachable_ollama_is_a_502_that_says_so_and_is_recorded(db: PgPool) {
+    let w = world(db).await;
+    let (_, secret) = key(&w, &[KeyScope::Inference]).await;
+    // A port nothing listens on.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let (gw_url, gw) = start_gateway(w.db.clone(), &closed, &[]).await;
+
+    let res = post(
+        &format!("{gw_url}/api/chat"),
+        Some(&secret),
+        &chat("llama3.2", false, "hi"),
+    )
+    .await;
+    assert_eq!(res.status(), 502);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["error"], "Ollama upstream failed: cannot connect");
+    let res = post(
+        &format!("{gw_url}/v1/chat/completions"),
+        Some(&secret),
+        &chat("llama3.2", true, "hi"),
+    )
+    .await;
+    assert_eq!(res.status(), 502);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(
+        v["error"]["message"],
+        "Ollama upstream failed: cannot connect"
+    );
+
+    gw.usage.flush().await;
+    let statuses: Vec<i16> = sqlx::query_scalar("SELECT status FROM usage_events ORDER BY at")
+        .fetch_all(&w.db)
+        .await
+        .unwrap();
+    assert_eq!(statuses, [502, 502], "failed requests are metered too");
+}
