@@ -697,3 +697,26 @@ async fn an_unreachable_ollama_is_a_502_that_says_so_and_is_recorded(db: PgPool)
         .unwrap();
     assert_eq!(statuses, [502, 502], "failed requests are metered too");
 }
+
+#[sqlx::test(migrator = "app::MIGRATOR")]
+async fn a_second_model_field_in_another_case_is_refused_before_ollama(db: PgPool) {
+    // Ollama (Go) matches field names ignoring case and takes the last one:
+    // this body would be checked as llama3.2 and run as team-b's model.
+    let w = world(db).await;
+    let (_, secret) = key(&w, &[KeyScope::Inference]).await;
+    let (sim_url, sim) = start_sim(fast_sim()).await;
+    let (gw_url, _gw) = start_gateway(w.db.clone(), &sim_url, &[]).await;
+    let mut body = chat("llama3.2", false, "hi");
+    body["Model"] = json!("qwen2.5:0.5b");
+    let res = post(&format!("{gw_url}/api/chat"), Some(&secret), &body).await;
+    assert_eq!(res.status(), 400);
+    let v: Value = res.json().await.unwrap();
+    let error = v["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(
+            "the request body has a field \"Model\"; field names are case-sensitive here, write \"model\""
+        ),
+        "{error}"
+    );
+    assert_eq!(sim.stats().requests, 0, "nothing reached Ollama");
+}

@@ -61,8 +61,10 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         server::shutdown_signal(),
     )
     .await?;
-    // Write (or spool) every usage event before leaving.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(15), gateway.usage.close()).await;
+    // Write (or spool) every usage event before leaving: a write that hangs
+    // gives up after 5 s and spools, so the grace period plus this stays
+    // under Kubernetes' 30 s.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(8), gateway.usage.close()).await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), background.usage).await;
     tracing::info!("stopped");
     Ok(())

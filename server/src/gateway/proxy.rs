@@ -110,41 +110,141 @@ struct Forward {
 
 /// The fields of a request body the gateway acts on, borrowed as sent;
 /// the rest of the body is checked to be JSON and passed through unread.
-#[derive(Debug, Deserialize)]
+///
+/// Ollama reads bodies with Go's `encoding/json`, which matches field names
+/// ignoring case (and folds `ſ` to `s`, the Kelvin sign to `k`) and lets
+/// the last of a repeated field win. So a body whose `"Model"` differs from
+/// its `"model"` would be checked for one model and run another: a field
+/// that folds to one of these names without being it, and any field given
+/// twice, is refused.
+#[derive(Debug, Default)]
 struct Peek<'a> {
-    #[serde(borrow)]
     model: Option<&'a RawValue>,
-    #[serde(borrow)]
     name: Option<&'a RawValue>,
-    #[serde(borrow)]
     source: Option<&'a RawValue>,
-    #[serde(borrow)]
     destination: Option<&'a RawValue>,
-    #[serde(borrow)]
     stream: Option<&'a RawValue>,
-    #[serde(borrow)]
     format: Option<&'a RawValue>,
-    #[serde(borrow)]
     response_format: Option<&'a RawValue>,
     /// Present even when null, so that it is replaced, never repeated.
-    #[serde(borrow, default, deserialize_with = "present")]
     stream_options: Option<&'a RawValue>,
 }
 
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(d).map(Some)
+/// The names [`Peek`] reads.
+const PEEKED: [&str; 8] = [
+    "model",
+    "name",
+    "source",
+    "destination",
+    "stream",
+    "format",
+    "response_format",
+    "stream_options",
+];
+
+/// A field name as Go's `encoding/json` compares it.
+fn go_fold(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            '\u{17F}' => 's',
+            '\u{212A}' => 'k',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+/// A field name, borrowed from the body unless it had escapes.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Peek<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Peek<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Peek<'de>, A::Error> {
+                use serde::de::Error as _;
+                let mut p = Peek::default();
+                while let Some(Key(key)) = map.next_key()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    let slot = match key.as_ref() {
+                        "model" => &mut p.model,
+                        "name" => &mut p.name,
+                        "source" => &mut p.source,
+                        "destination" => &mut p.destination,
+                        "stream" => &mut p.stream,
+                        "format" => &mut p.format,
+                        "response_format" => &mut p.response_format,
+                        "stream_options" => &mut p.stream_options,
+                        other => {
+                            let folded = go_fold(other);
+                            if let Some(meant) = PEEKED.iter().find(|f| **f == folded) {
+                                return Err(A::Error::custom(format!(
+                                    "has a field \"{other}\"; field names are case-sensitive here, write \"{meant}\""
+                                )));
+                            }
+                            continue;
+                        }
+                    };
+                    if slot.replace(value).is_some() {
+                        return Err(A::Error::custom(format!("has the field \"{key}\" twice")));
+                    }
+                }
+                // A null is an absent field, except for stream_options,
+                // which is replaced when the gateway asks for usage.
+                for f in [
+                    &mut p.model,
+                    &mut p.name,
+                    &mut p.source,
+                    &mut p.destination,
+                    &mut p.stream,
+                    &mut p.format,
+                    &mut p.response_format,
+                ] {
+                    if f.is_some_and(|v| v.get() == "null") {
+                        *f = None;
+                    }
+                }
+                Ok(p)
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 impl<'a> Peek<'a> {
     fn parse(body: &'a [u8]) -> Result<Self, Refusal> {
         serde_json::from_slice(body).map_err(|e| {
             Refusal::BadRequest(if e.classify() == serde_json::error::Category::Data {
-                // Well-formed, but not an object of fields (or one twice).
-                match e.to_string() {
-                    m if m.starts_with("duplicate field") => {
-                        format!("the request body has a {}", m.replace('`', "\""))
-                    }
-                    _ => "the request body must be a JSON object".to_owned(),
+                // Well-formed, but not an object, or a field to refuse.
+                let m = e.to_string();
+                match m.strip_prefix("invalid type") {
+                    Some(_) => "the request body must be a JSON object".to_owned(),
+                    None => format!("the request body {m}"),
                 }
             } else {
                 format!("the request body is not valid JSON: {e}")
@@ -184,10 +284,15 @@ impl<'a> Peek<'a> {
 fn with_usage_requested(body: &[u8], peek: &Peek<'_>) -> Result<Option<Bytes>, Refusal> {
     let Some(opts) = peek.stream_options else {
         // No stream_options: add the field in front of the others.
-        let open = body
+        let Some(open) = body
             .iter()
-            .position(|&b| b == b'{')
-            .expect("a parsed object starts with {");
+            .position(|&b| !b.is_ascii_whitespace())
+            .filter(|&i| body[i] == b'{')
+        else {
+            return Err(Refusal::BadRequest(
+                "the request body must be a JSON object".into(),
+            ));
+        };
         let mut out = Vec::with_capacity(body.len() + 40);
         out.extend_from_slice(&body[..=open]);
         out.extend_from_slice(br#""stream_options":{"include_usage":true},"#);
@@ -200,7 +305,11 @@ fn with_usage_requested(body: &[u8], peek: &Peek<'_>) -> Result<Option<Bytes>, R
     }
     let mut whole: Value = serde_json::from_slice(body)
         .map_err(|e| Refusal::BadRequest(format!("the request body is not valid JSON: {e}")))?;
-    let obj = whole.as_object_mut().expect("a parsed Peek is an object");
+    let Some(obj) = whole.as_object_mut() else {
+        return Err(Refusal::BadRequest(
+            "the request body must be a JSON object".into(),
+        ));
+    };
     let opts = obj
         .entry("stream_options")
         .or_insert_with(|| Value::Object(Default::default()));
@@ -754,8 +863,16 @@ impl Metered {
             let Ok(c) = serde_json::from_slice::<Counts>(data) else {
                 return Line::Keep;
             };
-            self.outcome.take_counts(&c);
             let usage_only = c.choices.as_ref().is_some_and(|c| c.is_empty());
+            // The empty usage `/v1/completions` puts on every chunk is not a
+            // count: a stream cut before the real one is estimated instead.
+            if usage_only
+                || c.usage
+                    .as_ref()
+                    .is_some_and(|u| u.prompt_tokens > 0 || u.completion_tokens > 0)
+            {
+                self.outcome.take_counts(&c);
+            }
             if usage_only {
                 if self.strip_usage {
                     self.skip_blank = true;
@@ -803,7 +920,14 @@ enum Line {
 /// object of numbers (as Ollama writes it); `None` otherwise.
 fn without_usage(data: &[u8]) -> Option<Vec<u8>> {
     const KEY: &[u8] = b"\"usage\":{";
-    let at = data.windows(KEY.len()).position(|w| w == KEY)?;
+    // A member of the object itself: after `{` or `,`, not inside a string.
+    let at = data.windows(KEY.len()).enumerate().position(|(i, w)| {
+        w == KEY
+            && data[..i]
+                .iter()
+                .rposition(|b| !b.is_ascii_whitespace())
+                .is_some_and(|j| matches!(data[j], b'{' | b','))
+    })?;
     let close = at + data[at..].iter().position(|&b| b == b'}')? + 1;
     // With the comma before it, or after it when it comes first.
     let (from, to) = match data[..at].iter().rposition(|b| !b.is_ascii_whitespace()) {
@@ -952,8 +1076,29 @@ mod tests {
         );
         assert!(
             message(Peek::parse(br#"{"model":"a","model":"b"}"#))
-                .starts_with("the request body has a duplicate field \"model\" at line 1")
+                .starts_with("the request body has the field \"model\" twice at line 1")
         );
+        // Go matches field names ignoring case: one model checked, another run.
+        for body in [
+            &br#"{"model":"llama3.2","Model":"forbidden"}"#[..],
+            br#"{"MODEL":"forbidden"}"#,
+            br#"{"model":"m","Stream":true}"#,
+            "{\"model\":\"m\",\"\u{17F}tream\":true}".as_bytes(),
+            br#"{"mod\u0065l":"a","model":"b"}"#,
+        ] {
+            let m = message(Peek::parse(body));
+            assert!(m.starts_with("the request body has"), "{m}");
+        }
+        assert!(message(Peek::parse(br#"{"Model":"x"}"#)).contains("write \"model\""));
+        assert_eq!(
+            message(Peek::parse(
+                br#"["llama3.2",null,null,null,true,null,null]"#
+            )),
+            "the request body must be a JSON object"
+        );
+        let p =
+            Peek::parse(br#"{"model":"m","stream_options":null,"options":{"Model":1}}"#).unwrap();
+        assert_eq!(p.stream_options.map(|r| r.get()), Some("null"));
     }
 
     #[test]
@@ -998,6 +1143,11 @@ mod tests {
             Some(r#"{"id":"c"}"#)
         );
         assert_eq!(cut(r#"{"id":"c","usage":null}"#), None);
+        assert_eq!(
+            cut(r#"{"choices":[{"text":"say \"usage\":{\"x\":1}"}]}"#),
+            None,
+            "text that looks like the member is left alone"
+        );
         assert_eq!(cut(r#"{"id":"c"}"#), None);
     }
 

@@ -29,6 +29,8 @@ pub struct Upstream {
     authority: Authority,
     /// A path the upstream is mounted under (`/ollama`), or empty.
     prefix: String,
+    /// Basic credentials from the address, sent with every request.
+    authorization: Option<axum::http::HeaderValue>,
     in_flight: AtomicUsize,
     parallel: usize,
     queue_gauge: IntGauge,
@@ -40,6 +42,31 @@ pub struct Upstreams {
     pub client: Client,
     connector: hyper_rustls::HttpsConnector<HttpConnector>,
     list: Vec<Arc<Upstream>>,
+}
+
+/// `Basic …` for an address's user and password, if it has them.
+fn basic_auth(u: &url::Url) -> Option<axum::http::HeaderValue> {
+    use base64::Engine as _;
+    if u.username().is_empty() && u.password().is_none() {
+        return None;
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let pair = format!(
+        "{}:{}",
+        decode(u.username()),
+        decode(u.password().unwrap_or(""))
+    );
+    let mut v = axum::http::HeaderValue::from_str(&format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    ))
+    .ok()?;
+    v.set_sensitive(true);
+    Some(v)
 }
 
 fn client(connector: hyper_rustls::HttpsConnector<HttpConnector>) -> Client {
@@ -84,9 +111,13 @@ impl Upstream {
         method: Method,
         path_and_query: &str,
     ) -> Result<axum::http::request::Builder, axum::http::Error> {
-        Ok(Request::builder()
+        let mut rb = Request::builder()
             .method(method)
-            .uri(self.uri(path_and_query)?))
+            .uri(self.uri(path_and_query)?);
+        if let Some(a) = &self.authorization {
+            rb = rb.header(axum::http::header::AUTHORIZATION, a.clone());
+        }
+        Ok(rb)
     }
 
     fn update_gauges(&self, in_flight: usize) {
@@ -122,7 +153,12 @@ impl Upstreams {
         let client = client(connector.clone());
         let list = urls
             .into_iter()
-            .map(|u| {
+            .map(|mut u| {
+                // Credentials in the address (http://user:pass@ollama) go in
+                // an Authorization header, never in labels or usage rows.
+                let authorization = basic_auth(&u);
+                let _ = u.set_username("");
+                let _ = u.set_password(None);
                 let base = u.as_str().trim_end_matches('/').to_owned();
                 let uri: Uri = base
                     .parse()
@@ -140,6 +176,7 @@ impl Upstreams {
                     scheme,
                     authority,
                     prefix,
+                    authorization,
                     in_flight: AtomicUsize::new(0),
                     parallel,
                 }))
@@ -204,5 +241,30 @@ mod tests {
             ups.list[1].uri("/v1/models").unwrap().to_string(),
             "https://gpu.example:8443/ollama/v1/models"
         );
+        assert!(ups.list[0].authorization.is_none());
+    }
+
+    #[test]
+    fn credentials_in_an_upstream_address_become_a_header_and_leave_the_labels() {
+        let ups = Upstreams::new(
+            vec!["http://corral:s%40cret@ollama:11434".parse().unwrap()],
+            4,
+            GatewayMetrics::new(),
+        )
+        .unwrap();
+        let u = &ups.list[0];
+        assert_eq!(u.base, "http://ollama:11434");
+        assert_eq!(
+            u.uri("/api/tags").unwrap().to_string(),
+            "http://ollama:11434/api/tags"
+        );
+        let req = u
+            .request(Method::GET, "/api/tags")
+            .unwrap()
+            .body(())
+            .unwrap();
+        // base64("corral:s@cret")
+        assert_eq!(req.headers()["authorization"], "Basic Y29ycmFsOnNAY3JldA==");
+        assert!(req.headers()["authorization"].is_sensitive());
     }
 }

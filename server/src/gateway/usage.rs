@@ -288,7 +288,7 @@ impl Writer {
             if self.pending.len() > self.config.buffer_events
                 || (closed && !self.pending.is_empty())
             {
-                self.spool_pending();
+                self.spool_pending().await;
             }
             if (asked && partial == 0) || self.pending.is_empty() || !self.healthy || closed {
                 for w in flush_waiters.drain(..) {
@@ -328,22 +328,28 @@ impl Writer {
 
     /// Moves everything beyond half the memory buffer (or all, at
     /// shutdown) to the spool file.
-    fn spool_pending(&mut self) {
+    async fn spool_pending(&mut self) {
         let keep = if self.pending.len() > self.config.buffer_events {
             self.config.buffer_events / 2
         } else {
             0
         };
         let moved: Vec<NewUsageEvent> = self.pending.drain(keep..).collect();
-        match append_spool(&self.spool_file, &moved) {
-            Ok(()) => {
+        // File I/O off the runtime: it also accepts the gateway's connections.
+        let file = self.spool_file.clone();
+        let done = tokio::task::spawn_blocking(move || (append_spool(&file, &moved), moved)).await;
+        match done {
+            Ok((Ok(()), moved)) => {
                 self.own_spool = true;
                 self.metrics.usage_spooled.inc_by(moved.len() as u64);
                 tracing::warn!(events = moved.len(), file = %self.spool_file.display(), "usage events spooled to disk");
             }
-            Err(e) => {
+            Ok((Err(e), moved)) => {
                 tracing::error!(error = %e, file = %self.spool_file.display(), "cannot spool usage events; keeping them in memory");
                 self.pending.extend(moved);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the spool writer failed; those events are lost");
             }
         }
     }
@@ -352,26 +358,35 @@ impl Writer {
     /// stopped replica left), deleting each once stored.
     async fn replay_spool(&mut self) {
         self.last_scan = Some(std::time::Instant::now());
-        let Ok(entries) = std::fs::read_dir(&self.config.spool_dir) else {
-            return;
-        };
         // Another running replica may still be appending to its own file;
         // only files left alone for a minute are taken over.
         let own = self.spool_file.clone();
-        let files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok())
-            .filter(|e| {
-                let p = e.path();
-                p.extension().is_some_and(|x| x == "jsonl")
-                    && (p == own
-                        || e.metadata().and_then(|m| m.modified()).is_ok_and(|t| {
-                            t.elapsed().unwrap_or_default() > Duration::from_secs(60)
-                        }))
-            })
-            .map(|e| e.path())
-            .collect();
+        let dir = self.config.spool_dir.clone();
+        let files: Vec<PathBuf> = tokio::task::spawn_blocking(move || {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                return Vec::new();
+            };
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| {
+                    let p = e.path();
+                    p.extension().is_some_and(|x| x == "jsonl")
+                        && (p == own
+                            || e.metadata().and_then(|m| m.modified()).is_ok_and(|t| {
+                                t.elapsed().unwrap_or_default() > Duration::from_secs(60)
+                            }))
+                })
+                .map(|e| e.path())
+                .collect()
+        })
+        .await
+        .unwrap_or_default();
         for file in files {
-            let events = match read_spool(&file) {
+            let path = file.clone();
+            let read = tokio::task::spawn_blocking(move || read_spool(&path))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            let events = match read {
                 Ok(ev) => ev,
                 Err(e) => {
                     tracing::error!(error = %e, file = %file.display(), "cannot read usage spool");
@@ -391,7 +406,7 @@ impl Writer {
             if !ok {
                 return;
             }
-            if let Err(e) = std::fs::remove_file(&file) {
+            if let Err(e) = tokio::fs::remove_file(&file).await {
                 tracing::error!(error = %e, file = %file.display(), "cannot delete replayed spool");
             } else {
                 tracing::info!(events = events.len(), file = %file.display(), "usage spool replayed");
@@ -406,7 +421,24 @@ impl Writer {
     }
 }
 
+/// Longest a batch write may take before it counts as failed (its events
+/// stay pending; if it did commit, the retry is skipped as a repeat). Keeps
+/// a hung connection from holding events past shutdown.
+const STORE_TIMEOUT: Duration = Duration::from_secs(5);
+
 async fn store(db: &PgPool, events: &[NewUsageEvent]) -> Result<(), app::domain::Error> {
+    match tokio::time::timeout(STORE_TIMEOUT, store_now(db, events)).await {
+        Ok(done) => done,
+        Err(_) => Err(app::domain::Error::Database(sqlx::Error::Io(
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the usage write took longer than 5 s",
+            ),
+        ))),
+    }
+}
+
+async fn store_now(db: &PgPool, events: &[NewUsageEvent]) -> Result<(), app::domain::Error> {
     let mut conn = db.acquire().await?;
     app::domain::usage::record(&mut conn, events).await?;
     // Apart from the events: a key's last use is a hint, not a record.
