@@ -12,6 +12,19 @@ pub mod telemetry;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// An error and its causes, on one line (`outer: inner: root`), for logs
+/// and for messages that must say what actually failed.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
 use app::domain::{AppState, Probe};
 use axum::Router;
 use axum::body::Body;

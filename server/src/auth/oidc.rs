@@ -27,7 +27,7 @@ use tower_sessions::Session;
 
 use super::pages::failure_page;
 use super::{Auth, SESSION_AUTH, SessionAuth, safe_next, start_session};
-use crate::REQUEST_ID;
+use crate::{REQUEST_ID, error_chain};
 
 /// Session key of a sign-in in progress.
 const SESSION_FLOW: &str = "corral.oidc_flow";
@@ -170,17 +170,6 @@ impl Oidc {
     fn claim<'a>(claims: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
         path.split('.').try_fold(claims, |v, k| v.get(k))
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
 
 #[derive(Deserialize)]

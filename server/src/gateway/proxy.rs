@@ -29,6 +29,7 @@ use super::keys::{Grant, presented_key, verify};
 use super::upstream::Client;
 use super::upstream::Lease;
 use super::{Gateway, GatewayState};
+use crate::error_chain;
 use crate::settings::FormatCheck;
 
 /// What a path does, for authorization and accounting.
@@ -444,7 +445,8 @@ struct Outcome {
     kind: Kind,
     endpoint: &'static str,
     model: String,
-    upstream: String,
+    /// The upstream's place, held until the reply ends or the client leaves.
+    lease: Lease,
     t0: Instant,
     ttft: Option<Duration>,
     status: u16,
@@ -455,7 +457,6 @@ struct Outcome {
     counted: bool,
     finished: bool,
     recorded: bool,
-    _lease: Option<Lease>,
 }
 
 impl Outcome {
@@ -508,7 +509,7 @@ impl Outcome {
             completion_tokens: self.completion.clamp(0, i32::MAX as i64) as i32,
             latency_ms: latency.as_secs_f64() * 1000.0,
             ttft_ms: self.ttft.map(|t| t.as_secs_f64() * 1000.0),
-            upstream: self.upstream.clone(),
+            upstream: self.lease.upstream.base.clone(),
         });
     }
 
@@ -562,7 +563,6 @@ async fn forward(
     dialect: Dialect,
 ) -> Response<Body> {
     let lease = gw.upstreams.lease();
-    let upstream = lease.upstream.base.clone();
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -588,8 +588,8 @@ async fn forward(
         grant: fwd.grant.clone(),
         kind: fwd.kind,
         endpoint: fwd.endpoint,
-        model: fwd.model.clone(),
-        upstream,
+        model: fwd.model,
+        lease,
         t0,
         ttft: None,
         status: 502,
@@ -599,19 +599,19 @@ async fn forward(
         counted: false,
         finished: false,
         recorded: false,
-        _lease: Some(lease),
     };
     gw.metrics.overhead.observe(t0.elapsed().as_secs_f64());
     let res = match client.request(upstream_req).await {
         Ok(r) => r,
         Err(e) => {
             outcome.finished = true;
+            let chain = error_chain(&e);
+            tracing::warn!(upstream = %outcome.lease.upstream.base, error = %chain, "Ollama upstream failed");
             let what = if e.is_connect() {
                 "cannot connect".to_owned()
             } else {
-                error_chain(&e)
+                chain
             };
-            tracing::warn!(upstream = %outcome.upstream, error = %error_chain(&e), "Ollama upstream failed");
             return Refusal::Upstream(what).into_response(dialect);
         }
     };
@@ -765,18 +765,6 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.dec();
     }
-}
-
-/// An error and its causes, on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// The reply stream, passed through whole lines at a time as they arrive,

@@ -210,11 +210,6 @@ impl Upstreams {
         upstream.update_gauges(n);
         Lease { upstream }
     }
-
-    /// Any upstream (for reads that any of them can answer).
-    pub fn first(&self) -> &Arc<Upstream> {
-        &self.list[0]
-    }
 }
 
 #[cfg(test)]
