@@ -124,12 +124,15 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         })?;
         tracing::info!(upstreams = %settings.gateway.upstreams, "gateway is listening on http://{addr}");
         let g = gateway.clone();
-        tokio::spawn(async move {
-            if let Err(e) = server::gateway::serve(listener, g, server::shutdown_signal()).await {
+        let grace = std::time::Duration::from_secs(settings.gateway.shutdown_grace_secs);
+        let serving = tokio::spawn(async move {
+            if let Err(e) =
+                server::gateway::serve(listener, g, grace, server::shutdown_signal()).await
+            {
                 tracing::error!(error = %e, "gateway stopped");
             }
         });
-        Some((gateway, workers))
+        Some((gateway, workers, serving, grace))
     } else {
         None
     };
@@ -146,7 +149,10 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     axum::serve(listener, app)
         .with_graceful_shutdown(server::shutdown_signal())
         .await?;
-    if let Some((gateway, workers)) = gateway {
+    if let Some((gateway, workers, serving, grace)) = gateway {
+        // Open streams finish (or are cut after the grace) and are recorded
+        // before the usage writer's last flush.
+        let _ = tokio::time::timeout(grace + Duration::from_secs(1), serving).await;
         let _ = tokio::time::timeout(Duration::from_secs(15), gateway.usage.close()).await;
         let _ = tokio::time::timeout(Duration::from_secs(1), workers.usage).await;
     }

@@ -18,11 +18,17 @@ pub mod usage;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::convert::Infallible;
+
 use app::domain::keys::Pepper;
 use axum::Router;
-use axum::extract::FromRef;
+use axum::body::Body;
+use axum::http::{Request, Response};
 use axum::routing::get;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use sqlx::PgPool;
+use tower::ServiceExt as _;
 
 use crate::settings::{FormatCheck, Settings};
 
@@ -77,6 +83,13 @@ impl Gateway {
             db,
         });
         keys::spawn_listener(gateway.clone());
+        tokio::spawn(
+            gateway
+                .upstreams
+                .client
+                .clone()
+                .prune_every(upstream::PRUNE_EVERY),
+        );
         Ok((
             gateway,
             Workers {
@@ -94,42 +107,127 @@ pub struct GatewayState {
     pub client: upstream::Client,
 }
 
-impl FromRef<GatewayState> for Arc<Gateway> {
-    fn from_ref(state: &GatewayState) -> Self {
-        state.gw.clone()
-    }
-}
-
-/// The gateway's HTTP routes: health, metrics, and every Ollama and
-/// OpenAI-compatible path, proxied.
-pub fn router(gateway: Arc<Gateway>) -> Router {
-    let client = gateway.upstreams.client.clone();
-    router_with_client(gateway, client)
-}
-
-/// [`router`], with its own upstream client.
-pub fn router_with_client(gateway: Arc<Gateway>, client: upstream::Client) -> Router {
+/// The gateway's own routes: health and metrics (and `/`, which Ollama's
+/// clients probe). Everything else is proxied by [`GatewayService`].
+fn own_routes(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::handler))
         .route("/", get(proxy::root).head(proxy::root))
-        .fallback(proxy::handle)
-        .with_state(GatewayState {
-            gw: gateway,
-            client,
-        })
+        .with_state(gateway)
+}
+
+/// The gateway as a hyper service: proxied paths go straight to the proxy,
+/// the few routes of its own through an axum router.
+#[derive(Clone)]
+pub struct GatewayService {
+    state: GatewayState,
+    own: Router,
+}
+
+impl GatewayService {
+    pub fn new(gateway: Arc<Gateway>, client: upstream::Client) -> Self {
+        Self {
+            own: own_routes(gateway.clone()),
+            state: GatewayState {
+                gw: gateway,
+                client,
+            },
+        }
+    }
+}
+
+type ServiceFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+impl hyper::service::Service<Request<Incoming>> for GatewayService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ServiceFuture;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        if matches!(req.uri().path(), "/" | "/healthz" | "/metrics") {
+            let own = self.own.clone();
+            Box::pin(async move { own.oneshot(req.map(Body::new)).await })
+        } else {
+            let state = self.state.clone();
+            Box::pin(async move { Ok(proxy::handle(&state, req).await) })
+        }
+    }
+}
+
+/// Serves one connection until it closes, or until shutdown closes it.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    service: GatewayService,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(stream), service);
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(error = %e, "gateway connection ended with an error");
+    }
+}
+
+/// Accepts connections until `shutdown` resolves, handing each to `serve`;
+/// then gives open requests `grace` to finish (streams included) while idle
+/// connections close, and returns.
+async fn accept_until(
+    listener: tokio::net::TcpListener,
+    grace: Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+    mut serve: impl FnMut(tokio::net::TcpStream, hyper_util::server::graceful::Watcher),
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, go on.
+                    tracing::warn!(error = %e, "gateway cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        serve(stream, graceful.watcher());
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "requests still open {} s after the shutdown signal are cut",
+            grace.as_secs()
+        );
+    }
 }
 
 /// Serves the gateway on `listener` until `shutdown` resolves, on the
-/// runtime it is awaited on (the gateway inside `corral`, and tests).
+/// runtime it is awaited on (the gateway inside `corral`, and tests). Open
+/// requests then get `grace` to finish; the rest are cut (and recorded)
+/// before this returns.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     gateway: Arc<Gateway>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+    shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(gateway))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let service = GatewayService::new(gateway.clone(), gateway.upstreams.client.clone());
+    let mut connections = tokio::task::JoinSet::new();
+    accept_until(listener, grace, shutdown, |stream, watcher| {
+        while connections.try_join_next().is_some() {}
+        connections.spawn(serve_connection(stream, service.clone(), watcher));
+    })
+    .await;
+    connections.shutdown().await;
+    Ok(())
 }
 
 /// Serves the gateway on `listener` with `workers` threads, nginx-style:
@@ -151,83 +249,48 @@ pub async fn serve_workers(
     grace: Duration,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    use hyper_util::service::TowerToHyperService;
-
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut threads = Vec::new();
     let mut handles = Vec::new();
+    let mut services = Vec::new();
     for i in 1..=workers.max(1) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         handles.push(runtime.handle().clone());
+        let client = gateway.upstreams.new_client();
+        services.push(GatewayService::new(gateway.clone(), client.clone()));
         let mut stopped = stopped.clone();
         threads.push(
             std::thread::Builder::new()
                 .name(format!("gateway-{i}"))
                 .spawn(move || {
                     runtime.block_on(async move {
-                        let _ = stopped.wait_for(|s| *s).await;
+                        tokio::select! {
+                            _ = stopped.wait_for(|s| *s) => {}
+                            () = client.prune_every(upstream::PRUNE_EVERY) => {}
+                        }
                     });
                 })?,
         );
     }
-    let routers: Vec<Router> = handles
-        .iter()
-        .map(|_| router_with_client(gateway.clone(), gateway.upstreams.new_client()))
-        .collect();
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
     let mut next = 0usize;
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait, go on.
-                    tracing::warn!(error = %e, "gateway cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
+    accept_until(listener, grace, shutdown, |stream, watcher| {
         let i = next % handles.len();
         next = next.wrapping_add(1);
-        let std_stream = match stream.into_std() {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "gateway cannot hand a connection over");
-                continue;
+        match stream.into_std() {
+            Ok(std_stream) => {
+                let service = services[i].clone();
+                handles[i].spawn(async move {
+                    if let Ok(stream) = tokio::net::TcpStream::from_std(std_stream) {
+                        serve_connection(stream, service, watcher).await;
+                    }
+                });
             }
-        };
-        let service = TowerToHyperService::new(routers[i].clone());
-        let watcher = graceful.watcher();
-        handles[i].spawn(async move {
-            let Ok(stream) = tokio::net::TcpStream::from_std(std_stream) else {
-                return;
-            };
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(error = %e, "gateway connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    // Open requests finish (streams included); idle connections close.
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "requests still open {} s after the shutdown signal are cut",
-            grace.as_secs()
-        );
-    }
+            Err(e) => tracing::warn!(error = %e, "gateway cannot hand a connection over"),
+        }
+    })
+    .await;
     // Stopping a worker drops what it still runs: a cut stream records its
     // usage as it goes.
     let _ = stop.send(true);

@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 use app::domain::usage::NewUsageEvent;
 use app::model::{KeyScope, key_rules};
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, Response, header};
+use axum::http::{HeaderValue, Method, Request, Response, header};
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use http_body_util::{BodyExt, Full};
@@ -26,10 +25,12 @@ use uuid::Uuid;
 
 use super::errors::{Dialect, Refusal};
 use super::keys::{Grant, presented_key, verify};
-use super::upstream::Client;
 use super::upstream::Lease;
+use super::upstream::{Client, Conn};
 use super::{Gateway, GatewayState};
 use crate::error_chain;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 use crate::settings::FormatCheck;
 
 /// What a path does, for authorization and accounting.
@@ -88,7 +89,11 @@ fn refuse(gw: &Gateway, r: Refusal, dialect: Dialect) -> Response<Body> {
 }
 
 /// Every proxied path.
-pub async fn handle(State(state): State<GatewayState>, req: Request) -> Response<Body> {
+pub async fn handle<B>(state: &GatewayState, req: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     let t0 = Instant::now();
     let dialect = Dialect::of(req.uri().path());
     let gw = &state.gw;
@@ -325,13 +330,17 @@ fn with_usage_requested(body: &[u8], peek: &Peek<'_>) -> Result<Option<Bytes>, R
     )))
 }
 
-async fn prepare(
+async fn prepare<B>(
     gw: &Arc<Gateway>,
     client: &Client,
-    req: Request,
+    req: Request<B>,
     t0: Instant,
     dialect: Dialect,
-) -> Result<Response<Body>, Refusal> {
+) -> Result<Response<Body>, Refusal>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     let (kind, endpoint) = classify(req.method(), req.uri().path()).ok_or(Refusal::NotFound)?;
     let presented = presented_key(req.headers()).ok_or(Refusal::MissingKey)?;
     let scope = if kind == Kind::Manage {
@@ -342,9 +351,17 @@ async fn prepare(
     let grant = verify(gw, presented, scope).await?;
 
     let (parts, body) = req.into_parts();
-    let mut bytes = axum::body::to_bytes(body, gw.max_body_bytes)
+    let mut bytes = http_body_util::Limited::new(body, gw.max_body_bytes)
+        .collect()
         .await
-        .map_err(|_| Refusal::TooLarge(gw.max_body_bytes))?;
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                Refusal::TooLarge(gw.max_body_bytes)
+            } else {
+                Refusal::BadRequest(format!("cannot read the request body: {e}"))
+            }
+        })?
+        .to_bytes();
     let peek = if bytes.is_empty() || matches!(kind, Kind::List | Kind::Info) {
         None
     } else {
@@ -601,7 +618,7 @@ async fn forward(
         recorded: false,
     };
     gw.metrics.overhead.observe(t0.elapsed().as_secs_f64());
-    let res = match client.request(upstream_req).await {
+    let (res, conn) = match client.send(&outcome.lease.upstream, upstream_req).await {
         Ok(r) => r,
         Err(e) => {
             outcome.finished = true;
@@ -664,6 +681,7 @@ async fn forward(
             strip_usage: fwd.strip_usage,
             skip_blank: false,
             done: false,
+            conn: Some(conn),
             outcome,
             _in_flight,
         };
@@ -673,7 +691,10 @@ async fn forward(
             .unwrap_or_else(|_| Refusal::Upstream("bad reply".into()).into_response(dialect));
     }
     let bytes = match res.into_body().collect().await {
-        Ok(b) => b.to_bytes(),
+        Ok(b) => {
+            conn.release();
+            b.to_bytes()
+        }
         Err(e) => {
             outcome.status = 502;
             outcome.finished = true;
@@ -778,6 +799,8 @@ struct Metered {
     strip_usage: bool,
     skip_blank: bool,
     done: bool,
+    /// The connection the reply comes on, reused once it has come whole.
+    conn: Option<Conn>,
     outcome: Outcome,
     _in_flight: InFlight,
 }
@@ -978,6 +1001,9 @@ impl Stream for Metered {
                 }
                 Poll::Ready(None) => {
                     self.done = true;
+                    if let Some(conn) = self.conn.take() {
+                        conn.release();
+                    }
                     let rest = self.take_lines(true);
                     if !self.outcome.finished {
                         self.outcome.finished = true;

@@ -175,6 +175,7 @@ pub async fn start_gateway(
     tokio::spawn(server::gateway::serve(
         listener,
         gw.clone(),
+        std::time::Duration::from_secs(5),
         std::future::pending(),
     ));
     (url, gw)

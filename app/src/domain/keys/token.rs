@@ -23,25 +23,26 @@ pub const KEY_LEN: usize = PREFIX.len() + PUBLIC_ID_LEN + 1 + SECRET_LEN + CHECK
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-/// The server-side secret mixed into every key's HMAC.
+/// The server-side secret mixed into every key's HMAC. The HMAC's keyed
+/// state is computed once, here, not for every key checked.
 #[derive(Clone)]
-pub struct Pepper(Vec<u8>);
+pub struct Pepper(Hmac<Sha256>);
 
 impl Pepper {
-    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
-        Self(bytes.into())
+    pub fn new(bytes: impl AsRef<[u8]>) -> Self {
+        Self(Hmac::<Sha256>::new_from_slice(bytes.as_ref()).expect("HMAC takes any key length"))
     }
 
     /// HMAC-SHA256 of a key's secret part.
     pub fn hmac(&self, secret: &str) -> Vec<u8> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        let mut mac = self.0.clone();
         mac.update(secret.as_bytes());
         mac.finalize().into_bytes().to_vec()
     }
 
     /// Constant-time check of `secret` against a stored HMAC.
     pub fn verify(&self, secret: &str, stored: &[u8]) -> bool {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        let mut mac = self.0.clone();
         mac.update(secret.as_bytes());
         mac.verify_slice(stored).is_ok()
     }
@@ -94,7 +95,7 @@ pub fn parse(key: &str) -> Result<ParsedKey<'_>, FormatError> {
         return Err(FormatError::Characters);
     }
     let (secret, checksum) = tail.split_at(SECRET_LEN);
-    if checksum != encode_checksum(crc32(&key.as_bytes()[..KEY_LEN - CHECKSUM_LEN])) {
+    if checksum.as_bytes() != encode_checksum(crc32(&key.as_bytes()[..KEY_LEN - CHECKSUM_LEN])) {
         return Err(FormatError::Checksum);
     }
     Ok(ParsedKey { public_id, secret })
@@ -111,7 +112,11 @@ pub fn generate() -> (String, String, String) {
     let public_id = pick(PUBLIC_ID_LEN);
     let secret = pick(SECRET_LEN);
     let body = format!("{PREFIX}{public_id}_{secret}");
-    let key = format!("{body}{}", encode_checksum(crc32(body.as_bytes())));
+    let checksum = encode_checksum(crc32(body.as_bytes()));
+    let key = format!(
+        "{body}{}",
+        std::str::from_utf8(&checksum).expect("base62 is ASCII")
+    );
     (key, public_id, secret)
 }
 
@@ -124,27 +129,41 @@ fn is_base62(b: u8) -> bool {
     b.is_ascii_alphanumeric()
 }
 
-fn encode_checksum(mut n: u32) -> String {
+fn encode_checksum(mut n: u32) -> [u8; CHECKSUM_LEN] {
     let mut out = [b'0'; CHECKSUM_LEN];
     for slot in out.iter_mut().rev() {
         *slot = BASE62[(n % 62) as usize];
         n /= 62;
     }
-    String::from_utf8(out.to_vec()).expect("base62 is ASCII")
+    out
 }
 
-/// CRC-32 (IEEE), as zlib computes it.
+/// CRC-32 (IEEE) remainders of every byte, computed at compile time.
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 == 1 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+};
+
+/// CRC-32 (IEEE), as zlib computes it, a byte at a time.
 fn crc32(data: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
+        crc = (crc >> 8) ^ CRC_TABLE[((crc ^ u32::from(b)) & 0xFF) as usize];
     }
     !crc
 }
