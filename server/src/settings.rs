@@ -425,13 +425,10 @@ impl Settings {
     /// The key pepper: the setting, or the public development pepper under
     /// `local`.
     pub fn pepper(&self) -> app::domain::keys::Pepper {
-        app::domain::keys::Pepper::new(
-            self.keys
-                .pepper
-                .as_ref()
-                .map(|p| p.expose_secret().as_bytes().to_vec())
-                .unwrap_or_else(|| LOCAL_PEPPER.as_bytes().to_vec()),
-        )
+        app::domain::keys::Pepper::new(match &self.keys.pepper {
+            Some(p) => p.expose_secret().as_bytes(),
+            None => LOCAL_PEPPER.as_bytes(),
+        })
     }
 
     /// Whether `corral` runs the built-in Ollama simulator: by default under

@@ -43,6 +43,9 @@ pub struct Gateway {
     pub metrics: metrics::GatewayMetrics,
     pub max_body_bytes: usize,
     pub format_check: FormatCheck,
+    /// The runtime the gateway was started on: its Postgres work (key
+    /// look-ups, quota refreshes, usage writes) runs there.
+    pub home: tokio::runtime::Handle,
 }
 
 /// The gateway's background tasks, to await on shutdown.
@@ -80,6 +83,7 @@ impl Gateway {
             metrics,
             max_body_bytes: settings.gateway.max_body_bytes,
             format_check: settings.gateway.format_check,
+            home: tokio::runtime::Handle::current(),
             db,
         });
         keys::spawn_listener(gateway.clone());

@@ -445,8 +445,9 @@ where
 }
 
 fn refresh_month(gw: &Arc<Gateway>, team: Uuid) {
+    let home = gw.home.clone();
     let gw = gw.clone();
-    tokio::spawn(async move {
+    home.spawn(async move {
         match app::domain::usage::month_tokens(&gw.db, team).await {
             Ok(n) => gw.limits.set_month(team, n, OffsetDateTime::now_utc()),
             Err(e) => tracing::debug!(error = %e, "cannot refresh monthly tokens"),

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::TEST_PEPPER;
 
 pub fn pepper() -> Pepper {
-    Pepper::new(TEST_PEPPER.as_bytes().to_vec())
+    Pepper::new(TEST_PEPPER.as_bytes())
 }
 
 /// A person who has signed in once.

@@ -74,7 +74,7 @@ impl TestApp {
                     version: env!("CARGO_PKG_VERSION"),
                     dev_sign_in: true,
                     oidc: issuer.is_some(),
-                    pepper: app::domain::keys::Pepper::new(TEST_PEPPER.as_bytes().to_vec()),
+                    pepper: app::domain::keys::Pepper::new(TEST_PEPPER.as_bytes()),
                     gateway_url: None,
                 }),
                 probes: server::probes(&auth),
