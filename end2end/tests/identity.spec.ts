@@ -91,6 +91,11 @@ test("an admin creates a team: a bad slug is named, a good one is created and au
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Admin" }).click();
   await expect(page).toHaveURL(/\/admin\/teams$/);
 
+  // A field is named by its label alone; its hint describes it.
+  const slugField = page.getByRole("textbox", { name: "Slug", exact: true });
+  await expect(slugField).toHaveAttribute("name", "team[slug]");
+  await expect(slugField).toHaveAccessibleDescription("lowercase letters, digits, hyphens");
+
   const slug = `e2e-${Date.now().toString(36)}`;
   // Retry until hydration has made the form a server action.
   await expect(async () => {

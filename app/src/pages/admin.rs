@@ -91,13 +91,17 @@ pub(crate) fn Field(
     required: bool,
     #[prop(optional, into)] value: String,
 ) -> impl IntoView {
+    // The hint describes the field; it is not part of its name.
+    let id = format!("field-{name}");
+    let hint_id = format!("{id}-hint");
+    let described_by = (!hint.is_empty()).then(|| hint_id.clone());
     view! {
-        <label class="block text-sm">
-            <span class="font-medium text-slate-700">{label}</span>
-            <input name=name value=value required=required
+        <div class="block text-sm">
+            <label for=id.clone() class="font-medium text-slate-700">{label}</label>
+            <input id=id name=name value=value required=required aria-describedby=described_by
                 class="mt-1 block w-full rounded-md border-0 px-3 py-1.5 ring-1 ring-inset ring-slate-300 focus:ring-2 focus:ring-indigo-600"/>
-            {(!hint.is_empty()).then(|| view! { <span class="text-xs text-slate-500">{hint}</span> })}
-        </label>
+            {(!hint.is_empty()).then(|| view! { <span id=hint_id class="text-xs text-slate-500">{hint}</span> })}
+        </div>
     }
 }
 
