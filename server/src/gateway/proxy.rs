@@ -25,13 +25,12 @@ use uuid::Uuid;
 
 use super::errors::{Dialect, Refusal};
 use super::keys::{Grant, presented_key, verify};
-use super::upstream::Lease;
-use super::upstream::{Client, Conn};
+use super::upstream::{Client, Conn, Lease};
 use super::{Gateway, GatewayState};
 use crate::error_chain;
+use crate::settings::FormatCheck;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-use crate::settings::FormatCheck;
 
 /// What a path does, for authorization and accounting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
