@@ -491,6 +491,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_connection_is_reused_right_after_a_streamed_reply() {
+        use http_body_util::{BodyExt as _, StreamBody};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(|_req| async {
+                        // No length: sent chunked, as Ollama streams.
+                        let lines = (0..3).map(|i| {
+                            Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(
+                                Bytes::from(format!("{{\"n\":{i}}}\n")),
+                            ))
+                        });
+                        Ok::<_, std::convert::Infallible>(Response::new(StreamBody::new(
+                            futures_util::stream::iter(lines),
+                        )))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        let ups = Upstreams::new(vec![url], 4, GatewayMetrics::new()).unwrap();
+        let client = ups.new_client();
+        let u = &ups.list[0];
+        for _ in 0..5 {
+            let (res, conn) = client.send(u, get(u)).await.unwrap();
+            assert!(res.headers().get("content-length").is_none());
+            let mut body = res.into_body();
+            while let Some(frame) = body.frame().await {
+                frame.unwrap();
+            }
+            conn.release();
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "one connection for five streams"
+        );
+    }
+
+    #[tokio::test]
     async fn a_request_goes_on_a_new_connection_when_ollama_closed_the_old_one() {
         use http_body_util::BodyExt as _;
         let (url, accepted) = counting_server(false).await;
