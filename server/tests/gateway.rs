@@ -460,6 +460,61 @@ async fn a_client_hang_up_cancels_the_upstream_and_the_cut_stream_is_still_recor
 }
 
 #[sqlx::test(migrator = "app::MIGRATOR")]
+async fn a_stream_ollama_cuts_short_passes_on_its_whole_lines_then_fails_and_is_recorded(
+    db: PgPool,
+) {
+    let w = world(db).await;
+    let (_, secret) = key(&w, &[KeyScope::Inference]).await;
+    let (sim_url, sim) = start_sim(ollama_sim::SimConfig {
+        token_gap: Duration::from_millis(5),
+        ..Default::default()
+    })
+    .await;
+    sim.inject(ollama_sim::Fault::DropMidStream {
+        after_tokens: 4,
+        count: 1,
+    });
+    let (gw_url, gw) = start_gateway(w.db.clone(), &sim_url, &[]).await;
+
+    let res = post(
+        &format!("{gw_url}/api/chat"),
+        Some(&secret),
+        &chat("llama3.2", true, "a story [sim:tokens=50]"),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let mut body = res.bytes_stream();
+    let mut got = Vec::new();
+    let mut failed = false;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(c) => got.extend_from_slice(&c),
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert!(failed, "the client sees the reply fail, not end");
+    let text = String::from_utf8(got).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "every whole line before the cut: {text}");
+    for line in lines {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["done"], false);
+    }
+
+    gw.usage.flush().await;
+    let (status, completion): (i16, i32) =
+        sqlx::query_as("SELECT status, completion_tokens FROM usage_events")
+            .fetch_one(&w.db)
+            .await
+            .unwrap();
+    assert_eq!(status, 502);
+    assert_eq!(completion, 4, "the chunks that came are counted");
+}
+
+#[sqlx::test(migrator = "app::MIGRATOR")]
 async fn replies_that_break_the_requested_json_schema_are_caught(db: PgPool) {
     let w = world(db).await;
     let (_, secret) = key(&w, &[KeyScope::Inference]).await;

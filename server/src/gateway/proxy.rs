@@ -14,9 +14,8 @@ use app::model::{KeyScope, key_rules};
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, Request, Response, header};
 use bytes::{Bytes, BytesMut};
-use futures_util::Stream;
 use http_body_util::{BodyExt, Full};
-use hyper::body::{Body as _, Incoming};
+use hyper::body::{Frame, Incoming};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -681,13 +680,14 @@ async fn forward(
             strip_usage: fwd.strip_usage,
             skip_blank: false,
             done: false,
+            failed: None,
             conn: Some(conn),
             outcome,
             _in_flight,
         };
         return builder
             .header("x-accel-buffering", "no")
-            .body(Body::from_stream(metered))
+            .body(Body::new(metered))
             .unwrap_or_else(|_| Refusal::Upstream("bad reply".into()).into_response(dialect));
     }
     let bytes = match res.into_body().collect().await {
@@ -799,6 +799,8 @@ struct Metered {
     strip_usage: bool,
     skip_blank: bool,
     done: bool,
+    /// An upstream error, passed on after the lines that came before it.
+    failed: Option<std::io::Error>,
     /// The connection the reply comes on, reused once it has come whole.
     conn: Option<Conn>,
     outcome: Outcome,
@@ -963,19 +965,23 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-impl Stream for Metered {
-    type Item = Result<Bytes, std::io::Error>;
+/// Everything Ollama has sent so far leaves in one piece (a token, or the
+/// last lines and the end of the reply together), as soon as it has come.
+impl hyper::body::Body for Metered {
+    type Data = Bytes;
+    type Error = std::io::Error;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if let Some(e) = self.failed.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
         if self.done {
             return Poll::Ready(None);
         }
-        if std::mem::take(&mut self.primed) {
-            let out = self.take_lines(false);
-            if !out.is_empty() {
-                return Poll::Ready(Some(Ok(out)));
-            }
-        }
+        let mut arrived = std::mem::take(&mut self.primed);
         loop {
             match Pin::new(&mut self.inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
@@ -987,19 +993,24 @@ impl Stream for Metered {
                         self.outcome.ttft = Some(self.outcome.t0.elapsed());
                     }
                     self.buf.extend_from_slice(&chunk);
-                    let out = self.take_lines(false);
-                    if !out.is_empty() {
-                        return Poll::Ready(Some(Ok(out)));
-                    }
+                    arrived = true;
                 }
                 Poll::Ready(Some(Err(e))) => {
                     self.done = true;
                     self.outcome.status = 502;
                     self.outcome.finished = true;
                     self.outcome.record();
-                    return Poll::Ready(Some(Err(std::io::Error::other(e))));
+                    // The whole lines that came before it go out first.
+                    let out = self.take_lines(false);
+                    let e = std::io::Error::other(e);
+                    if out.is_empty() {
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    self.failed = Some(e);
+                    return Poll::Ready(Some(Ok(Frame::data(out))));
                 }
                 Poll::Ready(None) => {
+                    // `done` before the last piece leaves: the end goes with it.
                     self.done = true;
                     if let Some(conn) = self.conn.take() {
                         conn.release();
@@ -1009,15 +1020,23 @@ impl Stream for Metered {
                         self.outcome.finished = true;
                         self.outcome.record();
                     }
-                    return Poll::Ready(if rest.is_empty() {
-                        None
-                    } else {
-                        Some(Ok(rest))
-                    });
+                    return Poll::Ready((!rest.is_empty()).then(|| Ok(Frame::data(rest))));
                 }
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if arrived {
+                        let out = self.take_lines(false);
+                        if !out.is_empty() {
+                            return Poll::Ready(Some(Ok(Frame::data(out))));
+                        }
+                    }
+                    return Poll::Pending;
+                }
             }
         }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done && self.failed.is_none()
     }
 }
 
