@@ -258,8 +258,10 @@ pub async fn serve_workers(
     let mut handles = Vec::new();
     let mut services = Vec::new();
     for i in 1..=workers.max(1) {
+        // Sockets and timers only: signals are the accepting runtime's.
         let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
+            .enable_io()
+            .enable_time()
             .build()?;
         handles.push(runtime.handle().clone());
         let client = gateway.upstreams.new_client();
