@@ -134,18 +134,14 @@ pub async fn verify(gw: &Arc<Gateway>, presented: &str, scope: KeyScope) -> Resu
                         fetched: Instant::now(),
                     },
                 );
-                let gw2 = gw.clone();
-                let id = parsed.public_id.to_owned();
-                gw.home.spawn(async move {
-                    let _ = load(&gw2, &id).await;
-                });
+                drop(load_at_home(gw, parsed.public_id));
             }
             grant
         }
         Some(Entry::Unknown { fetched }) if fetched.elapsed() < NEGATIVE_TTL => {
             return Err(Refusal::InvalidKey("invalid API key"));
         }
-        _ => match load_at_home(gw, parsed.public_id).await {
+        _ => match load_at_home(gw, parsed.public_id).await.unwrap_or(Err(())) {
             Ok(Some(g)) => g,
             Ok(None) => return Err(Refusal::InvalidKey("invalid API key")),
             Err(()) => return Err(Refusal::KeyStoreUnavailable),
@@ -176,16 +172,17 @@ pub async fn verify(gw: &Arc<Gateway>, presented: &str, scope: KeyScope) -> Resu
     Ok(grant)
 }
 
-/// [`load`], on the gateway's home runtime: Postgres connections are opened
-/// and used there, never on a worker thread (whose runtime stops first at
-/// shutdown, and would take its pool connections with it).
-async fn load_at_home(gw: &Arc<Gateway>, public_id: &str) -> Result<Option<Grant>, ()> {
+/// [`load`], started on the gateway's home runtime: Postgres connections
+/// are opened and used there, never on a worker thread (whose runtime stops
+/// first at shutdown, and would take its pool connections with it). Await
+/// the handle for the result, or drop it to refresh in the background.
+fn load_at_home(
+    gw: &Arc<Gateway>,
+    public_id: &str,
+) -> tokio::task::JoinHandle<Result<Option<Grant>, ()>> {
     let gw2 = gw.clone();
     let id = public_id.to_owned();
-    gw.home
-        .spawn(async move { load(&gw2, &id).await })
-        .await
-        .unwrap_or(Err(()))
+    gw.home.spawn(async move { load(&gw2, &id).await })
 }
 
 /// Reads a key from Postgres into the cache. `Err` when Postgres failed.

@@ -258,6 +258,17 @@ struct Idle {
     since: Instant,
 }
 
+impl Idle {
+    fn expired(&self, now: Instant) -> bool {
+        now.duration_since(self.since) > IDLE_TIMEOUT
+    }
+
+    /// Open (as far as we know) and not idle too long.
+    fn usable(&self, now: Instant) -> bool {
+        !self.sender.is_closed() && !self.expired(now)
+    }
+}
+
 /// A connection lent to one request. [`Conn::release`] gives it back once
 /// the reply has been read whole; dropped instead, it closes.
 #[derive(Debug)]
@@ -274,10 +285,7 @@ impl Conn {
             return;
         };
         let now = Instant::now();
-        while idle
-            .front()
-            .is_some_and(|i| now.duration_since(i.since) > IDLE_TIMEOUT)
-        {
+        while idle.front().is_some_and(|i| i.expired(now)) {
             idle.pop_front();
         }
         if idle.len() < MAX_IDLE {
@@ -349,7 +357,7 @@ impl Client {
         let mut busy = Vec::new();
         let mut found = None;
         while let Some(i) = idle.pop_back() {
-            if i.sender.is_closed() || now.duration_since(i.since) > IDLE_TIMEOUT {
+            if !i.usable(now) {
                 continue;
             }
             if i.sender.is_ready() {
@@ -369,9 +377,7 @@ impl Client {
         let now = Instant::now();
         for pool in &self.0.idle {
             if let Ok(mut idle) = pool.lock() {
-                idle.retain(|i| {
-                    !i.sender.is_closed() && now.duration_since(i.since) <= IDLE_TIMEOUT
-                });
+                idle.retain(|i| i.usable(now));
             }
         }
     }
@@ -416,9 +422,18 @@ mod tests {
         assert!(ups.list[0].authorization.is_none());
     }
 
-    /// An HTTP/1.1 server on loopback answering `body` to everything;
+    /// How the test server answers.
+    #[derive(Clone, Copy)]
+    enum Reply {
+        /// 100,000 bytes with a `content-length`.
+        Sized,
+        /// Three lines, chunked, as Ollama streams.
+        Chunked,
+    }
+
+    /// An HTTP/1.1 server on loopback answering `reply` to everything;
     /// returns its address and how many connections it has accepted.
-    async fn counting_server(keep_alive: bool) -> (url::Url, Arc<AtomicUsize>) {
+    async fn counting_server(keep_alive: bool, reply: Reply) -> (url::Url, Arc<AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap())
             .parse()
@@ -430,10 +445,18 @@ mod tests {
                 let (stream, _) = listener.accept().await.unwrap();
                 count.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(|_req| async {
-                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(
-                            Bytes::from_static(&[b'x'; 100_000]),
-                        )))
+                    let service = hyper::service::service_fn(move |_req| async move {
+                        let body = match reply {
+                            Reply::Sized => {
+                                axum::body::Body::from(Bytes::from_static(&[b'x'; 100_000]))
+                            }
+                            Reply::Chunked => axum::body::Body::from_stream(
+                                futures_util::stream::iter((0..3).map(|i| {
+                                    Ok::<_, std::convert::Infallible>(format!("{{\"n\":{i}}}\n"))
+                                })),
+                            ),
+                        };
+                        Ok::<_, std::convert::Infallible>(Response::new(body))
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .keep_alive(keep_alive)
@@ -455,7 +478,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_is_reused_after_a_whole_reply_and_closed_after_a_cut_one() {
         use http_body_util::BodyExt as _;
-        let (url, accepted) = counting_server(true).await;
+        let (url, accepted) = counting_server(true, Reply::Sized).await;
         let ups = Upstreams::new(vec![url], 4, GatewayMetrics::new()).unwrap();
         let client = ups.new_client();
         let u = &ups.list[0];
@@ -492,35 +515,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_is_reused_right_after_a_streamed_reply() {
-        use http_body_util::{BodyExt as _, StreamBody};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap())
-            .parse()
-            .unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(|_req| async {
-                        // No length: sent chunked, as Ollama streams.
-                        let lines = (0..3).map(|i| {
-                            Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(
-                                Bytes::from(format!("{{\"n\":{i}}}\n")),
-                            ))
-                        });
-                        Ok::<_, std::convert::Infallible>(Response::new(StreamBody::new(
-                            futures_util::stream::iter(lines),
-                        )))
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        use http_body_util::BodyExt as _;
+        let (url, accepted) = counting_server(true, Reply::Chunked).await;
         let ups = Upstreams::new(vec![url], 4, GatewayMetrics::new()).unwrap();
         let client = ups.new_client();
         let u = &ups.list[0];
@@ -543,7 +539,7 @@ mod tests {
     #[tokio::test]
     async fn a_request_goes_on_a_new_connection_when_ollama_closed_the_old_one() {
         use http_body_util::BodyExt as _;
-        let (url, accepted) = counting_server(false).await;
+        let (url, accepted) = counting_server(false, Reply::Sized).await;
         let ups = Upstreams::new(vec![url], 4, GatewayMetrics::new()).unwrap();
         let client = ups.new_client();
         let u = &ups.list[0];
