@@ -7,6 +7,7 @@
 //! It runs inside `corral` (on `gateway.port`) or alone as `corral-gateway`.
 
 pub mod errors;
+pub mod http1;
 pub mod keys;
 pub mod limits;
 pub mod metrics;
@@ -14,21 +15,15 @@ pub mod proxy;
 pub mod schema;
 pub mod upstream;
 pub mod usage;
+pub mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::convert::Infallible;
-
 use app::domain::keys::Pepper;
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, Response};
 use axum::routing::get;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use sqlx::PgPool;
-use tower::ServiceExt as _;
 
 use crate::settings::{FormatCheck, Settings};
 
@@ -141,49 +136,14 @@ impl GatewayService {
     }
 }
 
-type ServiceFuture =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-impl hyper::service::Service<Request<Incoming>> for GatewayService {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = ServiceFuture;
-
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
-        if matches!(req.uri().path(), "/" | "/healthz" | "/metrics") {
-            let own = self.own.clone();
-            Box::pin(async move { own.oneshot(req.map(Body::new)).await })
-        } else {
-            let state = self.state.clone();
-            Box::pin(async move { Ok(proxy::handle(&state, req).await) })
-        }
-    }
-}
-
-/// Serves one connection until it closes, or until shutdown closes it.
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
-    service: GatewayService,
-    watcher: hyper_util::server::graceful::Watcher,
-) {
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .serve_connection(TokioIo::new(stream), service);
-    if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(error = %e, "gateway connection ended with an error");
-    }
-}
-
-/// Accepts connections until `shutdown` resolves, handing each to `serve`;
-/// then gives open requests `grace` to finish (streams included) while idle
-/// connections close, and returns.
 async fn accept_until(
     listener: tokio::net::TcpListener,
     grace: Duration,
     shutdown: impl std::future::Future<Output = ()>,
-    mut serve: impl FnMut(tokio::net::TcpStream, hyper_util::server::graceful::Watcher),
+    mut serve: impl FnMut(tokio::net::TcpStream, tokio::sync::watch::Receiver<bool>),
 ) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Every connection holds a receiver: the sender is closed when all are gone.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -199,13 +159,12 @@ async fn accept_until(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        serve(stream, graceful.watcher());
+        serve(stream, stopped.clone());
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    drop(stopped);
+    let _ = stop.send(true);
+    if tokio::time::timeout(grace, stop.closed()).await.is_err() {
         tracing::warn!(
             "requests still open {} s after the shutdown signal are cut",
             grace.as_secs()
@@ -225,9 +184,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let service = GatewayService::new(gateway.clone(), gateway.upstreams.client.clone());
     let mut connections = tokio::task::JoinSet::new();
-    accept_until(listener, grace, shutdown, |stream, watcher| {
+    accept_until(listener, grace, shutdown, |stream, stop| {
         while connections.try_join_next().is_some() {}
-        connections.spawn(serve_connection(stream, service.clone(), watcher));
+        connections.spawn(http1::serve_connection(stream, service.clone(), stop));
     })
     .await;
     connections.shutdown().await;
@@ -281,7 +240,7 @@ pub async fn serve_workers(
         );
     }
     let mut next = 0usize;
-    accept_until(listener, grace, shutdown, |stream, watcher| {
+    accept_until(listener, grace, shutdown, |stream, stop| {
         let i = next % handles.len();
         next = next.wrapping_add(1);
         match stream.into_std() {
@@ -289,7 +248,7 @@ pub async fn serve_workers(
                 let service = services[i].clone();
                 handles[i].spawn(async move {
                     if let Ok(stream) = tokio::net::TcpStream::from_std(std_stream) {
-                        serve_connection(stream, service, watcher).await;
+                        http1::serve_connection(stream, service, stop).await;
                     }
                 });
             }

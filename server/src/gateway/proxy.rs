@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use app::domain::usage::NewUsageEvent;
 use app::model::{KeyScope, key_rules};
 use axum::body::Body;
-use axum::http::{HeaderValue, Method, Request, Response, header};
+use axum::http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Frame, Incoming};
+use http_body_util::BodyExt;
+use hyper::body::Frame;
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::errors::{Dialect, Refusal};
 use super::keys::{Grant, presented_key, verify};
-use super::upstream::{Client, Conn, Lease};
+use super::upstream::{Client, Lease, Outgoing, Reply};
 use super::{Gateway, GatewayState};
 use crate::error_chain;
 use crate::settings::FormatCheck;
@@ -353,7 +353,7 @@ where
         .collect()
         .await
         .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
+            if e.is::<http_body_util::LengthLimitError>() || e.is::<super::http1::BodyTooLarge>() {
                 Refusal::TooLarge(gw.max_body_bytes)
             } else {
                 Refusal::BadRequest(format!("cannot read the request body: {e}"))
@@ -584,18 +584,12 @@ async fn forward(
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let mut rb = match lease.upstream.request(parts.method.clone(), path_and_query) {
-        Ok(rb) => rb,
-        Err(e) => return Refusal::BadRequest(format!("bad path: {e}")).into_response(dialect),
-    };
-    for name in [header::CONTENT_TYPE, header::ACCEPT] {
-        if let Some(v) = parts.headers.get(&name) {
-            rb = rb.header(name, v);
-        }
-    }
-    let upstream_req = match rb.body(Full::new(body)) {
-        Ok(r) => r,
-        Err(e) => return Refusal::BadRequest(format!("bad request: {e}")).into_response(dialect),
+    let upstream_req = Outgoing {
+        method: &parts.method,
+        path_and_query,
+        content_type: parts.headers.get(header::CONTENT_TYPE),
+        accept: parts.headers.get(header::ACCEPT),
+        body: &body,
     };
     gw.metrics.in_flight.inc();
     let _in_flight = InFlight(gw.metrics.in_flight.clone());
@@ -617,7 +611,7 @@ async fn forward(
         recorded: false,
     };
     gw.metrics.overhead.observe(t0.elapsed().as_secs_f64());
-    let (res, conn) = match client.send(&outcome.lease.upstream, upstream_req).await {
+    let mut res = match client.send(&outcome.lease.upstream, &upstream_req).await {
         Ok(r) => r,
         Err(e) => {
             outcome.finished = true;
@@ -631,9 +625,9 @@ async fn forward(
             return Refusal::Upstream(what).into_response(dialect);
         }
     };
-    let status = res.status();
+    let status = StatusCode::from_u16(res.status).unwrap_or(StatusCode::BAD_GATEWAY);
     outcome.status = status.as_u16();
-    let content_type = res.headers().get(header::CONTENT_TYPE).cloned();
+    let content_type = res.content_type.take();
     let streaming = status.is_success()
         && (fwd.stream || fwd.kind == Kind::Manage)
         && content_type.as_ref().is_some_and(|c| {
@@ -648,32 +642,24 @@ async fn forward(
         let sse = content_type
             .as_ref()
             .is_some_and(|c| c.to_str().unwrap_or("").starts_with("text/event-stream"));
-        let mut inner = res.into_body();
         // Wait for the first piece, so that the head and it leave in one
         // write (Ollama sends them together; a client hanging up meanwhile
         // still drops the request and records it).
         let mut buf = BytesMut::new();
-        let mut primed = false;
-        while let Some(frame) = inner.frame().await {
-            match frame {
-                Ok(frame) => {
-                    if let Ok(data) = frame.into_data() {
-                        outcome.ttft = Some(t0.elapsed());
-                        buf.extend_from_slice(&data);
-                        primed = true;
-                        break;
-                    }
-                }
-                Err(e) => {
-                    outcome.status = 502;
-                    outcome.finished = true;
-                    return Refusal::Upstream(format!("reply cut short: {e}"))
-                        .into_response(dialect);
-                }
+        let primed = match std::future::poll_fn(|cx| res.poll_data(cx, &mut buf)).await {
+            // An end that came with it is taken by the body's first poll.
+            Ok(_) => {
+                outcome.ttft = Some(t0.elapsed());
+                !buf.is_empty()
             }
-        }
+            Err(e) => {
+                outcome.status = 502;
+                outcome.finished = true;
+                return Refusal::Upstream(format!("reply cut short: {e}")).into_response(dialect);
+            }
+        };
         let metered = Metered {
-            inner,
+            inner: res,
             buf,
             primed,
             sse,
@@ -681,7 +667,6 @@ async fn forward(
             skip_blank: false,
             done: false,
             failed: None,
-            conn: Some(conn),
             outcome,
             _in_flight,
         };
@@ -690,11 +675,8 @@ async fn forward(
             .body(Body::new(metered))
             .unwrap_or_else(|_| Refusal::Upstream("bad reply".into()).into_response(dialect));
     }
-    let bytes = match res.into_body().collect().await {
-        Ok(b) => {
-            conn.release();
-            b.to_bytes()
-        }
+    let bytes = match res.read_to_end().await {
+        Ok(b) => b,
         Err(e) => {
             outcome.status = 502;
             outcome.finished = true;
@@ -791,7 +773,7 @@ impl Drop for InFlight {
 /// The reply stream, passed through whole lines at a time as they arrive,
 /// read for Ollama's counts on the way.
 struct Metered {
-    inner: Incoming,
+    inner: Reply,
     buf: BytesMut,
     /// `buf` holds the first piece, not yet passed on.
     primed: bool,
@@ -801,8 +783,6 @@ struct Metered {
     done: bool,
     /// An upstream error, passed on after the lines that came before it.
     failed: Option<std::io::Error>,
-    /// The connection the reply comes on, reused once it has come whole.
-    conn: Option<Conn>,
     outcome: Outcome,
     _in_flight: InFlight,
 }
@@ -983,25 +963,22 @@ impl hyper::body::Body for Metered {
         }
         let mut arrived = std::mem::take(&mut self.primed);
         loop {
-            match Pin::new(&mut self.inner).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => {
-                    // Trailers carry nothing for the client here.
-                    let Ok(chunk) = frame.into_data() else {
-                        continue;
-                    };
-                    if self.outcome.ttft.is_none() {
-                        self.outcome.ttft = Some(self.outcome.t0.elapsed());
+            let this = &mut *self;
+            match this.inner.poll_data(cx, &mut this.buf) {
+                Poll::Ready(Ok(false)) => {
+                    if this.outcome.ttft.is_none() {
+                        this.outcome.ttft = Some(this.outcome.t0.elapsed());
                     }
-                    self.buf.extend_from_slice(&chunk);
                     arrived = true;
                 }
-                Poll::Ready(Some(Err(e))) => {
+                Poll::Ready(Err(e)) => {
                     self.done = true;
                     self.outcome.status = 502;
                     self.outcome.finished = true;
-                    self.outcome.record();
-                    // The whole lines that came before it go out first.
+                    // The whole lines that came before it go out first,
+                    // and are counted before the event is recorded.
                     let out = self.take_lines(false);
+                    self.outcome.record();
                     let e = std::io::Error::other(e);
                     if out.is_empty() {
                         return Poll::Ready(Some(Err(e)));
@@ -1009,12 +986,10 @@ impl hyper::body::Body for Metered {
                     self.failed = Some(e);
                     return Poll::Ready(Some(Ok(Frame::data(out))));
                 }
-                Poll::Ready(None) => {
-                    // `done` before the last piece leaves: the end goes with it.
+                Poll::Ready(Ok(true)) => {
+                    // `done` before the last piece leaves: the end goes with
+                    // it. The connection is back in its pool already.
                     self.done = true;
-                    if let Some(conn) = self.conn.take() {
-                        conn.release();
-                    }
                     let rest = self.take_lines(true);
                     if !self.outcome.finished {
                         self.outcome.finished = true;
