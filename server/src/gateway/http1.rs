@@ -25,7 +25,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::GatewayService;
-use super::wire::{Decoder, Framing};
+use super::wire::{Decoder, Framing, connection_asks, content_length};
 
 /// The longest request head accepted.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -260,11 +260,7 @@ impl Conn {
         for h in req.headers.iter() {
             let name = h.name;
             if name.eq_ignore_ascii_case("content-length") {
-                let n = std::str::from_utf8(h.value)
-                    .ok()
-                    .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .ok_or(Bad(400, "bad content-length"))?;
+                let n = content_length(h.value).ok_or(Bad(400, "bad content-length"))?;
                 if length.is_some_and(|l| l != n) {
                     return Err(Bad(400, "two different content-lengths"));
                 }
@@ -279,13 +275,11 @@ impl Conn {
                 }
                 chunked = true;
             } else if name.eq_ignore_ascii_case("connection") {
-                let value = std::str::from_utf8(h.value).unwrap_or("");
-                for token in value.split(',').map(str::trim) {
-                    if token.eq_ignore_ascii_case("close") {
-                        keep_alive = false;
-                    } else if token.eq_ignore_ascii_case("keep-alive") && !http11 {
-                        keep_alive = true;
-                    }
+                let (asks_close, asks_keep_alive) = connection_asks(h.value);
+                if asks_close {
+                    keep_alive = false;
+                } else if asks_keep_alive && !http11 {
+                    keep_alive = true;
                 }
             } else if name.eq_ignore_ascii_case("expect") {
                 if !h.value.eq_ignore_ascii_case(b"100-continue") {
@@ -394,7 +388,7 @@ impl Conn {
         self.out
             .extend_from_slice(b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\n");
         date(&mut self.out);
-        content_length(&mut self.out, why.len() + 1);
+        write_content_length(&mut self.out, why.len() + 1);
         self.out.extend_from_slice(why.as_bytes());
         self.out.push(b'\n');
         self.stream.write_all(&self.out).await?;
@@ -439,7 +433,7 @@ impl Conn {
         let no_body = head_request || matches!(parts.status.as_u16(), 204 | 304);
         match exact {
             Some(n) if !matches!(parts.status.as_u16(), 204 | 304) => {
-                content_length(&mut self.out, n as usize);
+                write_content_length(&mut self.out, n as usize);
             }
             _ if chunked && !no_body => self
                 .out
@@ -517,7 +511,7 @@ fn status_line(out: &mut Vec<u8>, status: u16) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn content_length(out: &mut Vec<u8>, n: usize) {
+fn write_content_length(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(b"content-length: ");
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     out.extend_from_slice(b"\r\n\r\n");

@@ -118,11 +118,7 @@ pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<(usize, Reply
                     .map_err(|_| WireError::Head("bad content-type".into()))?,
             );
         } else if name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(h.value)
-                .ok()
-                .map(str::trim)
-                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|v| v.parse::<u64>().ok())
+            let n = content_length(h.value)
                 .ok_or_else(|| WireError::Head("bad content-length".into()))?;
             if length.is_some_and(|l| l != n) {
                 return Err(WireError::Head("two different content-lengths".into()));
@@ -139,13 +135,11 @@ pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<(usize, Reply
             }
             chunked = true;
         } else if name.eq_ignore_ascii_case("connection") {
-            let value = std::str::from_utf8(h.value).unwrap_or("");
-            for token in value.split(',').map(str::trim) {
-                if token.eq_ignore_ascii_case("close") {
-                    close = true;
-                } else if token.eq_ignore_ascii_case("keep-alive") && !http11 {
-                    close = false;
-                }
+            let (asks_close, asks_keep_alive) = connection_asks(h.value);
+            if asks_close {
+                close = true;
+            } else if asks_keep_alive && !http11 {
+                close = false;
             }
         }
     }
@@ -174,6 +168,29 @@ pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<(usize, Reply
             keep_alive: !close,
         },
     )))
+}
+
+/// A `content-length` value: ASCII digits only (no sign, no list).
+pub fn content_length(value: &[u8]) -> Option<u64> {
+    let v = std::str::from_utf8(value).ok()?.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok()
+}
+
+/// What a `Connection` header asks for: `(close, keep-alive)`.
+pub fn connection_asks(value: &[u8]) -> (bool, bool) {
+    let value = std::str::from_utf8(value).unwrap_or("");
+    let mut asks = (false, false);
+    for token in value.split(',').map(str::trim) {
+        if token.eq_ignore_ascii_case("close") {
+            asks.0 = true;
+        } else if token.eq_ignore_ascii_case("keep-alive") {
+            asks.1 = true;
+        }
+    }
+    asks
 }
 
 /// Decodes a reply body from the bytes read so far.
