@@ -268,3 +268,53 @@ async fn a_body_over_the_limit_gets_a_413_in_the_clients_format_unread(db: PgPoo
     assert!(v["error"].as_str().unwrap().contains("2048"), "{v}");
     assert_eq!(sim.stats().requests, 0);
 }
+
+#[sqlx::test(migrator = "app::MIGRATOR")]
+async fn a_request_without_a_good_key_is_refused_from_its_head_before_its_body_is_read(db: PgPool) {
+    let (addr, secret, sim) = setup(db, &[("CORRAL_GATEWAY__MAX_BODY_BYTES", "2048")]).await;
+    // No key, a body announced and never sent: the 401 comes at once.
+    let reply = exchange(
+        &addr,
+        b"POST /api/chat HTTP/1.1\r\ncontent-length: 1000\r\n\r\n",
+        None,
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 401 "), "{reply}");
+    assert!(reply.contains("connection: close\r\n"), "{reply}");
+    assert!(reply.contains("missing API key"), "{reply}");
+
+    // Asking to send the body first: refused without a 100 Continue.
+    let reply = exchange(
+        &addr,
+        b"POST /v1/chat/completions HTTP/1.1\r\nx-api-key: crl_nope\r\nexpect: 100-continue\r\ncontent-length: 10\r\n\r\n",
+        None,
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 401 "), "{reply}");
+    assert!(!reply.contains("100 Continue"), "{reply}");
+
+    // A good key and a body over the limit: 413, without a 100 Continue.
+    let request = format!(
+        "POST /api/chat HTTP/1.1\r\nx-api-key: {secret}\r\nexpect: 100-continue\r\ncontent-length: 5000\r\n\r\n"
+    );
+    let reply = exchange(&addr, request.as_bytes(), None).await;
+    assert!(reply.starts_with("HTTP/1.1 413 "), "{reply}");
+
+    // A refusal of a body-less request keeps the connection.
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"GET /api/tags HTTP/1.1\r\n\r\n")
+        .await
+        .unwrap();
+    let reply = read_until(&mut s, Some("missing API key")).await;
+    assert!(reply.starts_with("HTTP/1.1 401 "), "{reply}");
+    s.write_all(format!("GET /api/version HTTP/1.1\r\nx-api-key: {secret}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let reply = read_until(&mut s, Some("\"version\"")).await;
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    assert_eq!(
+        sim.stats().requests,
+        1,
+        "only the version request reached Ollama"
+    );
+}

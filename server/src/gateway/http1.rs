@@ -32,8 +32,17 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
 /// How long a request head may take to come, from its first byte.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection may wait for a request (from its opening, or
+/// from the end of the last reply) before it is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// How long a request body may take to come, whole.
+const BODY_TIMEOUT: Duration = Duration::from_secs(120);
 /// Bytes of a pipelined next request held while one is served.
 const MAX_AHEAD_BYTES: usize = 64 * 1024;
+/// After a reply that leaves part of a request unread: how long, and how
+/// much, is read and dropped before the connection is closed.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1024 * 1024;
 
 /// A request body larger than the gateway takes; the handler answers it
 /// (in the client's API's error format) and the connection then closes.
@@ -82,6 +91,9 @@ struct Conn {
     /// Read and not yet used.
     buf: BytesMut,
     out: Vec<u8>,
+    /// More of a pipelined next request came than is held: the connection
+    /// closes after this request.
+    overflowed: bool,
 }
 
 /// A request head, and how its body comes.
@@ -104,6 +116,7 @@ pub async fn serve_connection(
         stream,
         buf: BytesMut::with_capacity(8 * 1024),
         out: Vec::with_capacity(4 * 1024),
+        overflowed: false,
     };
     loop {
         let head = match conn.read_head(&mut stop).await {
@@ -111,6 +124,7 @@ pub async fn serve_connection(
             Ok(None) => return,
             Err(Bad(status, why)) => {
                 let _ = conn.write_plain(status, why).await;
+                conn.linger_close().await;
                 return;
             }
         };
@@ -120,8 +134,43 @@ pub async fn serve_connection(
             mut keep_alive,
             continue_expected,
         } = head;
+        let head_request = request.method() == Method::HEAD;
+        let version = request.version();
+        let own = is_own(request.uri().path());
+        // The path and the key are checked before any of the body is read
+        // (or asked for with 100 Continue).
+        let admitted = if own {
+            None
+        } else {
+            let admit = super::proxy::admit(
+                &service.state,
+                request.method(),
+                request.uri().path(),
+                request.headers(),
+            );
+            let admitted = tokio::select! {
+                a = admit => a,
+                () = conn.hung_up() => return,
+            };
+            match admitted {
+                Ok(a) => Some(a),
+                Err(refusal) => {
+                    let unread = framing != Framing::Empty;
+                    let went_on = conn
+                        .write_response(refusal, head_request, version, keep_alive && !unread)
+                        .await;
+                    if unread || !keep_alive || !matches!(went_on, Ok(true)) {
+                        conn.linger_close().await;
+                        return;
+                    }
+                    continue;
+                }
+            }
+        };
+        let too_large = matches!(framing, Framing::Length(n) if n > max_body as u64);
         if continue_expected
             && framing != Framing::Empty
+            && !too_large
             && conn
                 .stream
                 .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -130,28 +179,35 @@ pub async fn serve_connection(
         {
             return;
         }
-        let body = match conn.read_body(framing, max_body).await {
-            Ok(body) => body,
-            Err(Bad(status, why)) => {
+        let body = match tokio::time::timeout(BODY_TIMEOUT, conn.read_body(framing, max_body)).await
+        {
+            Ok(Ok(body)) => body,
+            Ok(Err(Bad(status, why))) => {
                 let _ = conn.write_plain(status, why).await;
+                conn.linger_close().await;
+                return;
+            }
+            Err(_) => {
+                let _ = conn
+                    .write_plain(408, "the request body did not come in time")
+                    .await;
+                conn.linger_close().await;
                 return;
             }
         };
         if matches!(body, Inbound::TooLarge(_)) {
             keep_alive = false;
         }
-        let head_request = request.method() == Method::HEAD;
-        let version = request.version();
         let req = request.map(|()| body);
         let response = {
-            let handled = service.respond(req);
+            let handled = service.respond(req, admitted);
             tokio::pin!(handled);
             tokio::select! {
                 res = &mut handled => res,
                 () = conn.hung_up() => return,
             }
         };
-        if *stop.borrow() {
+        if *stop.borrow() || conn.overflowed {
             keep_alive = false;
         }
         match conn
@@ -160,11 +216,16 @@ pub async fn serve_connection(
         {
             Ok(true) if keep_alive => {}
             _ => {
-                let _ = conn.stream.shutdown().await;
+                conn.linger_close().await;
                 return;
             }
         }
     }
+}
+
+/// The gateway's own routes, served by axum.
+fn is_own(path: &str) -> bool {
+    matches!(path, "/" | "/healthz" | "/metrics")
 }
 
 impl Conn {
@@ -179,27 +240,28 @@ impl Conn {
     /// The next request's head; `None` when the client closed between
     /// requests, or `stop` came while none had started.
     async fn read_head(&mut self, stop: &mut watch::Receiver<bool>) -> Result<Option<Head>, Bad> {
-        let mut deadline = None;
+        // Idle, a connection waits up to IDLE_TIMEOUT for a request; once
+        // a head has begun, it has HEAD_TIMEOUT to come whole.
+        let mut deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
+        let mut begun = false;
         loop {
             if !self.buf.is_empty() {
                 if let Some(head) = self.parse_head()? {
                     return Ok(Some(head));
                 }
-                deadline.get_or_insert_with(|| tokio::time::Instant::now() + HEAD_TIMEOUT);
+                if !begun {
+                    begun = true;
+                    deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
+                }
             } else if *stop.borrow() {
                 return Ok(None);
             }
             let idle = self.buf.is_empty();
-            let read = async {
-                match deadline {
-                    Some(d) => tokio::time::timeout_at(d, self.fill()).await,
-                    None => Ok(self.fill().await),
-                }
-            };
+            let read = tokio::time::timeout_at(deadline, self.fill());
             tokio::select! {
                 r = read => match r {
                     Ok(Ok(0)) => {
-                        return if self.buf.is_empty() {
+                        return if idle {
                             Ok(None)
                         } else {
                             Err(Bad(400, "the connection closed in the middle of a request head"))
@@ -207,6 +269,7 @@ impl Conn {
                     }
                     Ok(Ok(_)) => {}
                     Ok(Err(_)) => return Ok(None),
+                    Err(_) if idle => return Ok(None),
                     Err(_) => return Err(Bad(408, "the request head did not come in time")),
                 },
                 // Checked again at the top of the loop: only an idle
@@ -370,15 +433,41 @@ impl Conn {
     /// Resolves when the client has gone (closed, or the connection
     /// failed). Bytes it sends meanwhile (a next request) are kept.
     async fn hung_up(&mut self) {
+        let mut scratch = [0u8; 4096];
         loop {
-            if self.buf.len() >= MAX_AHEAD_BYTES {
-                return std::future::pending().await;
-            }
-            match self.fill().await {
+            let read = if self.buf.len() >= MAX_AHEAD_BYTES {
+                // Past what is held: read on (a hang-up must still be
+                // seen), drop it, and close after this request.
+                self.overflowed = true;
+                self.stream.read(&mut scratch).await
+            } else {
+                self.fill().await
+            };
+            match read {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
         }
+    }
+
+    /// Closes after a reply that may have left some of the request unread:
+    /// our side is shut first, and what the client still sends is read and
+    /// dropped for a moment, so that the reply is not lost to a reset.
+    async fn linger_close(&mut self) {
+        if self.stream.shutdown().await.is_err() {
+            return;
+        }
+        let mut scratch = [0u8; 8192];
+        let mut drained = 0usize;
+        let _ = tokio::time::timeout(LINGER, async {
+            while drained < LINGER_BYTES {
+                match self.stream.read(&mut scratch).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => drained += n,
+                }
+            }
+        })
+        .await;
     }
 
     /// A short plain-text refusal, then the connection closes.
@@ -391,8 +480,7 @@ impl Conn {
         write_content_length(&mut self.out, why.len() + 1);
         self.out.extend_from_slice(why.as_bytes());
         self.out.push(b'\n');
-        self.stream.write_all(&self.out).await?;
-        self.stream.shutdown().await
+        self.stream.write_all(&self.out).await
     }
 
     /// Writes `res`: with a `content-length` when its size is known, else
@@ -540,8 +628,14 @@ fn date(out: &mut Vec<u8>) {
 
 impl GatewayService {
     /// The reply to one request: the gateway's own routes, or the proxy.
-    pub async fn respond(&self, req: Request<Inbound>) -> Response<Body> {
-        if matches!(req.uri().path(), "/" | "/healthz" | "/metrics") {
+    pub async fn respond(
+        &self,
+        req: Request<Inbound>,
+        admitted: Option<super::proxy::Admitted>,
+    ) -> Response<Body> {
+        if let Some(admitted) = admitted {
+            super::proxy::handle(&self.state, admitted, req).await
+        } else {
             use tower::ServiceExt as _;
             let req = req.map(|b| match b {
                 Inbound::Full(b) => Body::new(Full::new(b.unwrap_or_default())),
@@ -551,8 +645,6 @@ impl GatewayService {
                 Ok(res) => res,
                 Err(e) => match e {},
             }
-        } else {
-            super::proxy::handle(&self.state, req).await
         }
     }
 }

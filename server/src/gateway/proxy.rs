@@ -86,16 +86,59 @@ fn refuse(gw: &Gateway, r: Refusal, dialect: Dialect) -> Response<Body> {
     r.into_response(dialect)
 }
 
-/// Every proxied path.
-pub async fn handle<B>(state: &GatewayState, req: Request<B>) -> Response<Body>
+/// A request whose path and key have been checked; its body not yet read.
+pub struct Admitted {
+    kind: Kind,
+    endpoint: &'static str,
+    grant: Grant,
+    t0: Instant,
+    dialect: Dialect,
+}
+
+/// Checks a request's path and key from its head alone, so that nothing
+/// of the body is read for a request that will be refused; the refusal is
+/// the reply.
+pub async fn admit(
+    state: &GatewayState,
+    method: &Method,
+    path: &str,
+    headers: &axum::http::HeaderMap,
+) -> Result<Admitted, Response<Body>> {
+    let t0 = Instant::now();
+    let dialect = Dialect::of(path);
+    let gw = &state.gw;
+    let checked = async {
+        let (kind, endpoint) = classify(method, path).ok_or(Refusal::NotFound)?;
+        let presented = presented_key(headers).ok_or(Refusal::MissingKey)?;
+        let scope = if kind == Kind::Manage {
+            KeyScope::Manage
+        } else {
+            KeyScope::Inference
+        };
+        let grant = verify(gw, presented, scope).await?;
+        Ok((kind, endpoint, grant))
+    };
+    match checked.await {
+        Ok((kind, endpoint, grant)) => Ok(Admitted {
+            kind,
+            endpoint,
+            grant,
+            t0,
+            dialect,
+        }),
+        Err(r) => Err(refuse(gw, r, dialect)),
+    }
+}
+
+/// Every proxied path, once admitted.
+pub async fn handle<B>(state: &GatewayState, admitted: Admitted, req: Request<B>) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    let t0 = Instant::now();
-    let dialect = Dialect::of(req.uri().path());
     let gw = &state.gw;
-    match prepare(gw, &state.client, req, t0, dialect).await {
+    let dialect = admitted.dialect;
+    match prepare(gw, &state.client, admitted, req).await {
         Ok(res) => res,
         Err(r) => refuse(gw, r, dialect),
     }
@@ -331,22 +374,20 @@ fn with_usage_requested(body: &[u8], peek: &Peek<'_>) -> Result<Option<Bytes>, R
 async fn prepare<B>(
     gw: &Arc<Gateway>,
     client: &Client,
+    admitted: Admitted,
     req: Request<B>,
-    t0: Instant,
-    dialect: Dialect,
 ) -> Result<Response<Body>, Refusal>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    let (kind, endpoint) = classify(req.method(), req.uri().path()).ok_or(Refusal::NotFound)?;
-    let presented = presented_key(req.headers()).ok_or(Refusal::MissingKey)?;
-    let scope = if kind == Kind::Manage {
-        KeyScope::Manage
-    } else {
-        KeyScope::Inference
-    };
-    let grant = verify(gw, presented, scope).await?;
+    let Admitted {
+        kind,
+        endpoint,
+        grant,
+        t0,
+        dialect,
+    } = admitted;
 
     let (parts, body) = req.into_parts();
     let mut bytes = http_body_util::Limited::new(body, gw.max_body_bytes)

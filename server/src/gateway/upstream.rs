@@ -486,6 +486,10 @@ impl Client {
             if body_apart && wire.io.write_all(req.body).await.is_err() {
                 continue;
             }
+            // TLS holds records back until flushed.
+            if wire.io.flush().await.is_err() {
+                continue;
+            }
             return self.receive(wire, upstream, head_request).await;
         }
         let mut wire = self.connect(upstream).await?;
@@ -493,6 +497,7 @@ impl Client {
         if body_apart {
             wire.io.write_all(req.body).await?;
         }
+        wire.io.flush().await?;
         self.receive(wire, upstream, head_request).await
     }
 

@@ -212,8 +212,9 @@ pub enum Chunk {
     Data(u64),
     /// Expecting the CRLF after a chunk's data.
     DataEnd,
-    /// After the last (zero) chunk: trailer lines up to an empty one.
-    Trailers,
+    /// After the last (zero) chunk: trailer lines up to an empty one, and
+    /// how many bytes of them have come.
+    Trailers(usize),
 }
 
 impl Decoder {
@@ -261,7 +262,7 @@ impl Decoder {
                         let size = chunk_size(&input[..eol])?;
                         input.advance(eol + 2);
                         *state = if size == 0 {
-                            Chunk::Trailers
+                            Chunk::Trailers(0)
                         } else {
                             Chunk::Data(size)
                         };
@@ -289,13 +290,21 @@ impl Decoder {
                         input.advance(2);
                         *state = Chunk::Size;
                     }
-                    Chunk::Trailers => {
+                    Chunk::Trailers(seen) => {
                         let Some(eol) = find_crlf(input)? else {
                             return Ok(false);
                         };
+                        if input[..eol].iter().any(|&b| b == b'\r' || b == b'\n') {
+                            return Err(WireError::Chunk("a bare CR or LF in a trailer"));
+                        }
+                        if seen + eol > MAX_LINE_BYTES {
+                            return Err(WireError::Chunk("trailers too long"));
+                        }
                         input.advance(eol + 2);
                         if eol == 0 {
                             *self = Self::Done;
+                        } else {
+                            *state = Chunk::Trailers(seen + eol + 2);
                         }
                     }
                 },
@@ -330,11 +339,15 @@ fn find_crlf(input: &[u8]) -> Result<Option<usize>, WireError> {
 
 /// A chunk-size line's size: hex digits, then optional `;extensions`.
 fn chunk_size(line: &[u8]) -> Result<u64, WireError> {
+    if line.iter().any(|&b| b == b'\r' || b == b'\n') {
+        return Err(WireError::Chunk("a bare CR or LF in a chunk-size line"));
+    }
+    // Digits from the start of the line; only blanks before `;`.
     let digits = line
         .split(|&b| b == b';')
         .next()
         .unwrap_or_default()
-        .trim_ascii();
+        .trim_ascii_end();
     if digits.is_empty() || digits.len() > 15 {
         return Err(WireError::Chunk("bad chunk size"));
     }
@@ -525,6 +538,9 @@ mod tests {
             (b"\r\n", "bad chunk size"),
             (b"ffffffffffffffff\r\n", "bad chunk size"),
             (b"2\r\nabX\r\n", "no CRLF"),
+            (b" 5\r\n", "bad chunk size"),
+            (b"5\n\r\n", "bare CR or LF"),
+            (b"0\r\nx: 1\ny: 2\r\n", "bare CR or LF"),
         ] {
             let mut input = BytesMut::from(bad);
             let e = Decoder::new(Framing::Chunked)
