@@ -59,6 +59,14 @@ async fn read_until(s: &mut TcpStream, until: Option<&str>) -> String {
     String::from_utf8(got).unwrap()
 }
 
+/// `POST /api/chat` over HTTP/`version` with the key and a sized body.
+fn chat_request(version: &str, secret: &str, body: &str) -> String {
+    format!(
+        "POST /api/chat HTTP/{version}\r\nx-api-key: {secret}\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 fn chat_body(stream: bool) -> String {
     format!(
         r#"{{"model":"llama3.2","stream":{stream},"messages":[{{"role":"user","content":"hi"}}]}}"#
@@ -175,10 +183,7 @@ async fn chunked_and_expect_continue_bodies_pipelined_requests_and_http_1_0_are_
     assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
 
     // HTTP/1.0: the reply closes the connection unless asked to keep it.
-    let request = format!(
-        "POST /api/chat HTTP/1.0\r\nx-api-key: {secret}\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
+    let request = chat_request("1.0", &secret, &body);
     let reply = exchange(&addr, request.as_bytes(), None).await;
     assert!(reply.contains("connection: close\r\n"), "{reply}");
     assert!(
@@ -187,10 +192,7 @@ async fn chunked_and_expect_continue_bodies_pipelined_requests_and_http_1_0_are_
     );
     // A stream to an HTTP/1.0 client is not chunked: it ends with the close.
     let body = chat_body(true);
-    let request = format!(
-        "POST /api/chat HTTP/1.0\r\nx-api-key: {secret}\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
+    let request = chat_request("1.0", &secret, &body);
     let reply = exchange(&addr, request.as_bytes(), None).await;
     assert!(!reply.contains("transfer-encoding"), "{reply}");
     assert!(reply.trim_end().ends_with("}"), "{reply}");
@@ -201,10 +203,7 @@ async fn chunked_and_expect_continue_bodies_pipelined_requests_and_http_1_0_are_
 async fn a_stream_is_written_in_chunks_and_ends_with_the_last_chunk(db: PgPool) {
     let (addr, secret, _sim) = setup(db, &[]).await;
     let body = chat_body(true);
-    let request = format!(
-        "POST /api/chat HTTP/1.1\r\nx-api-key: {secret}\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
+    let request = chat_request("1.1", &secret, &body);
     let mut s = TcpStream::connect(&addr).await.unwrap();
     s.write_all(request.as_bytes()).await.unwrap();
     let reply = read_until(&mut s, Some("\r\n0\r\n\r\n")).await;

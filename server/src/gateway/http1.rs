@@ -10,7 +10,6 @@
 
 use std::io::Write as _;
 use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
@@ -19,13 +18,13 @@ use axum::http::{
 };
 use bytes::{Buf as _, Bytes, BytesMut};
 use http_body_util::Full;
-use hyper::body::{Body as _, Frame, SizeHint};
+use hyper::body::Body as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::GatewayService;
-use super::wire::{Decoder, Framing, connection_asks, content_length};
+use super::wire::{Decoder, Framing, content_length, keeps_alive};
 
 /// The longest request head accepted.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -44,42 +43,13 @@ const MAX_AHEAD_BYTES: usize = 64 * 1024;
 const LINGER: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 1024 * 1024;
 
-/// A request body larger than the gateway takes; the handler answers it
-/// (in the client's API's error format) and the connection then closes.
-#[derive(Debug, thiserror::Error)]
-#[error("the request body is larger than {0} bytes")]
-pub struct BodyTooLarge(pub usize);
-
-/// A request body as read from the connection.
+/// A request body as read from the connection, whole; one larger than
+/// the gateway takes is not read, and its handler answers 413 (in the
+/// client's API's error format) before the connection closes.
 pub enum Inbound {
     Full(Option<Bytes>),
+    /// Over this many bytes.
     TooLarge(usize),
-}
-
-impl hyper::body::Body for Inbound {
-    type Data = Bytes;
-    type Error = BodyTooLarge;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyTooLarge>>> {
-        Poll::Ready(match self.get_mut() {
-            Inbound::Full(b) => b.take().map(|b| Ok(Frame::data(b))),
-            Inbound::TooLarge(n) => Some(Err(BodyTooLarge(*n))),
-        })
-    }
-
-    fn is_end_stream(&self) -> bool {
-        matches!(self, Inbound::Full(None))
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            Inbound::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
-            _ => SizeHint::with_exact(0),
-        }
-    }
 }
 
 /// A refusal at the HTTP level, before any handler: the status and why.
@@ -338,12 +308,7 @@ impl Conn {
                 }
                 chunked = true;
             } else if name.eq_ignore_ascii_case("connection") {
-                let (asks_close, asks_keep_alive) = connection_asks(h.value);
-                if asks_close {
-                    keep_alive = false;
-                } else if asks_keep_alive && !http11 {
-                    keep_alive = true;
-                }
+                keep_alive = keeps_alive(keep_alive, http11, h.value);
             } else if name.eq_ignore_ascii_case("expect") {
                 if !h.value.eq_ignore_ascii_case(b"100-continue") {
                     return Err(Bad(417, "only \"Expect: 100-continue\" is supported"));

@@ -116,7 +116,7 @@ fn own_routes(gateway: Arc<Gateway>) -> Router {
         .with_state(gateway)
 }
 
-/// The gateway as a hyper service: proxied paths go straight to the proxy,
+/// What serves each request (`http1`): proxied paths go straight to the proxy,
 /// the few routes of its own through an axum router.
 #[derive(Clone)]
 pub struct GatewayService {

@@ -14,7 +14,6 @@ use app::model::{KeyScope, key_rules};
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use bytes::{Bytes, BytesMut};
-use http_body_util::BodyExt;
 use hyper::body::Frame;
 use serde::Deserialize;
 use serde_json::Value;
@@ -23,13 +22,12 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::errors::{Dialect, Refusal};
+use super::http1::Inbound;
 use super::keys::{Grant, presented_key, verify};
 use super::upstream::{Client, Lease, Outgoing, Reply};
 use super::{Gateway, GatewayState};
 use crate::error_chain;
 use crate::settings::FormatCheck;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What a path does, for authorization and accounting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,11 +129,11 @@ pub async fn admit(
 }
 
 /// Every proxied path, once admitted.
-pub async fn handle<B>(state: &GatewayState, admitted: Admitted, req: Request<B>) -> Response<Body>
-where
-    B: hyper::body::Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
+pub async fn handle(
+    state: &GatewayState,
+    admitted: Admitted,
+    req: Request<Inbound>,
+) -> Response<Body> {
     let gw = &state.gw;
     let dialect = admitted.dialect;
     match prepare(gw, &state.client, admitted, req).await {
@@ -371,16 +369,12 @@ fn with_usage_requested(body: &[u8], peek: &Peek<'_>) -> Result<Option<Bytes>, R
     )))
 }
 
-async fn prepare<B>(
+async fn prepare(
     gw: &Arc<Gateway>,
     client: &Client,
     admitted: Admitted,
-    req: Request<B>,
-) -> Result<Response<Body>, Refusal>
-where
-    B: hyper::body::Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
+    req: Request<Inbound>,
+) -> Result<Response<Body>, Refusal> {
     let Admitted {
         kind,
         endpoint,
@@ -390,17 +384,10 @@ where
     } = admitted;
 
     let (parts, body) = req.into_parts();
-    let mut bytes = http_body_util::Limited::new(body, gw.max_body_bytes)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() || e.is::<super::http1::BodyTooLarge>() {
-                Refusal::TooLarge(gw.max_body_bytes)
-            } else {
-                Refusal::BadRequest(format!("cannot read the request body: {e}"))
-            }
-        })?
-        .to_bytes();
+    let mut bytes = match body {
+        Inbound::Full(b) => b.unwrap_or_default(),
+        Inbound::TooLarge(max) => return Err(Refusal::TooLarge(max)),
+    };
     let peek = if bytes.is_empty() || matches!(kind, Kind::List | Kind::Info) {
         None
     } else {

@@ -38,7 +38,7 @@ pub struct RequestOut<'a> {
 
 impl RequestOut<'_> {
     /// The request as bytes. Every part is already valid HTTP: the method
-    /// and target come from a request hyper parsed, values are
+    /// and target come from a request `http1` parsed, values are
     /// `HeaderValue`s (no CR or LF can be in them).
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.reserve(128 + self.target.len() + self.body.len());
@@ -135,12 +135,7 @@ pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<(usize, Reply
             }
             chunked = true;
         } else if name.eq_ignore_ascii_case("connection") {
-            let (asks_close, asks_keep_alive) = connection_asks(h.value);
-            if asks_close {
-                close = true;
-            } else if asks_keep_alive && !http11 {
-                close = false;
-            }
+            close = !keeps_alive(!close, http11, h.value);
         }
     }
     let framing = if head_request || status == 204 || status == 304 || (100..200).contains(&status)
@@ -179,18 +174,19 @@ pub fn content_length(value: &[u8]) -> Option<u64> {
     v.parse().ok()
 }
 
-/// What a `Connection` header asks for: `(close, keep-alive)`.
-pub fn connection_asks(value: &[u8]) -> (bool, bool) {
+/// Whether a connection stays open once a `Connection` header with
+/// `value` is read: `close` ends it; `keep-alive` keeps an HTTP/1.0 one
+/// (HTTP/1.1 ones stay open anyway); otherwise `keep` holds.
+pub fn keeps_alive(keep: bool, http11: bool, value: &[u8]) -> bool {
     let value = std::str::from_utf8(value).unwrap_or("");
-    let mut asks = (false, false);
-    for token in value.split(',').map(str::trim) {
-        if token.eq_ignore_ascii_case("close") {
-            asks.0 = true;
-        } else if token.eq_ignore_ascii_case("keep-alive") {
-            asks.1 = true;
-        }
+    let mut tokens = value.split(',').map(str::trim);
+    if tokens.clone().any(|t| t.eq_ignore_ascii_case("close")) {
+        false
+    } else if !http11 && tokens.any(|t| t.eq_ignore_ascii_case("keep-alive")) {
+        true
+    } else {
+        keep
     }
-    asks
 }
 
 /// Decodes a reply body from the bytes read so far.
@@ -373,47 +369,35 @@ mod tests {
     fn a_request_is_one_piece_with_its_length() {
         let host = HeaderValue::from_static("127.0.0.1:11434");
         let ct = HeaderValue::from_static("application/json");
-        let mut out = Vec::new();
-        RequestOut {
-            method: &Method::POST,
-            target: "/ollama/api/chat?x=1",
-            host: &host,
-            headers: &[("content-type", &ct)],
-            body: b"{\"model\":\"m\"}",
-        }
-        .encode(&mut out);
+        let encoded = |method: &Method, target, headers: &[(&str, &HeaderValue)], body| {
+            let mut out = Vec::new();
+            RequestOut {
+                method,
+                target,
+                host: &host,
+                headers,
+                body,
+            }
+            .encode(&mut out);
+            String::from_utf8(out).unwrap()
+        };
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            encoded(
+                &Method::POST,
+                "/ollama/api/chat?x=1",
+                &[("content-type", &ct)],
+                b"{\"model\":\"m\"}"
+            ),
             "POST /ollama/api/chat?x=1 HTTP/1.1\r\nhost: 127.0.0.1:11434\r\n\
              content-type: application/json\r\ncontent-length: 13\r\n\r\n{\"model\":\"m\"}"
         );
-        let mut out = Vec::new();
-        RequestOut {
-            method: &Method::GET,
-            target: "/api/tags",
-            host: &host,
-            headers: &[],
-            body: b"",
-        }
-        .encode(&mut out);
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            encoded(&Method::GET, "/api/tags", &[], b""),
             "GET /api/tags HTTP/1.1\r\nhost: 127.0.0.1:11434\r\n\r\n"
         );
         // A body-less DELETE still says it has no body.
-        let mut out = Vec::new();
-        RequestOut {
-            method: &Method::DELETE,
-            target: "/api/delete",
-            host: &host,
-            headers: &[],
-            body: b"",
-        }
-        .encode(&mut out);
         assert!(
-            String::from_utf8(out)
-                .unwrap()
-                .contains("content-length: 0\r\n")
+            encoded(&Method::DELETE, "/api/delete", &[], b"").contains("content-length: 0\r\n")
         );
     }
 
