@@ -376,11 +376,12 @@ pub mod key_rules {
     pub fn normalize_model(m: &str) -> String {
         let m = m.trim();
         let last = m.rsplit('/').next().unwrap_or(m);
-        if last.contains(':') {
-            m.to_owned()
-        } else {
-            format!("{m}:latest")
+        let mut out = String::with_capacity(m.len() + ":latest".len());
+        out.push_str(m);
+        if !last.contains(':') {
+            out.push_str(":latest");
         }
+        out
     }
 
     /// Validated, normalised, de-duplicated model list; empty means none.

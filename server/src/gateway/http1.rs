@@ -88,8 +88,12 @@ pub async fn serve_connection(
         out: Vec::with_capacity(4 * 1024),
         overflowed: false,
     };
+    // One timer for the connection's waits between requests, moved on
+    // with each request rather than made anew.
+    let timer = tokio::time::sleep(IDLE_TIMEOUT);
+    tokio::pin!(timer);
     loop {
-        let head = match conn.read_head(&mut stop).await {
+        let head = match conn.read_head(&mut stop, timer.as_mut()).await {
             Ok(Some(head)) => head,
             Ok(None) => return,
             Err(Bad(status, why)) => {
@@ -119,6 +123,7 @@ pub async fn serve_connection(
                 request.headers(),
             );
             let admitted = tokio::select! {
+                biased;
                 a = admit => a,
                 () = conn.hung_up() => return,
             };
@@ -173,6 +178,7 @@ pub async fn serve_connection(
             let handled = service.respond(req, admitted);
             tokio::pin!(handled);
             tokio::select! {
+                biased;
                 res = &mut handled => res,
                 () = conn.hung_up() => return,
             }
@@ -193,6 +199,19 @@ pub async fn serve_connection(
     }
 }
 
+/// The request headers the proxy reads (the key, and what it passes on
+/// to Ollama); it ignores the others.
+const PROXY_READS: [HeaderName; 4] = [
+    header::AUTHORIZATION,
+    HeaderName::from_static("x-api-key"),
+    header::CONTENT_TYPE,
+    header::ACCEPT,
+];
+
+fn header_value(value: &[u8]) -> Result<HeaderValue, Bad> {
+    HeaderValue::from_bytes(value).map_err(|_| Bad(400, "bad header value"))
+}
+
 /// The gateway's own routes, served by axum.
 fn is_own(path: &str) -> bool {
     matches!(path, "/" | "/healthz" | "/metrics")
@@ -209,10 +228,17 @@ impl Conn {
 
     /// The next request's head; `None` when the client closed between
     /// requests, or `stop` came while none had started.
-    async fn read_head(&mut self, stop: &mut watch::Receiver<bool>) -> Result<Option<Head>, Bad> {
+    async fn read_head(
+        &mut self,
+        stop: &mut watch::Receiver<bool>,
+        mut timer: Pin<&mut tokio::time::Sleep>,
+    ) -> Result<Option<Head>, Bad> {
         // Idle, a connection waits up to IDLE_TIMEOUT for a request; once
-        // a head has begun, it has HEAD_TIMEOUT to come whole.
-        let mut deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
+        // a head has begun, it has HEAD_TIMEOUT to come whole. (A later
+        // deadline only moves the timer's mark; it is not registered anew.)
+        timer
+            .as_mut()
+            .reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
         let mut begun = false;
         loop {
             if !self.buf.is_empty() {
@@ -221,27 +247,34 @@ impl Conn {
                 }
                 if !begun {
                     begun = true;
-                    deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
+                    timer
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + HEAD_TIMEOUT);
                 }
             } else if *stop.borrow() {
                 return Ok(None);
             }
             let idle = self.buf.is_empty();
-            let read = tokio::time::timeout_at(deadline, self.fill());
             tokio::select! {
-                r = read => match r {
-                    Ok(Ok(0)) => {
+                biased;
+                r = self.fill() => match r {
+                    Ok(0) => {
                         return if idle {
                             Ok(None)
                         } else {
                             Err(Bad(400, "the connection closed in the middle of a request head"))
                         };
                     }
-                    Ok(Ok(_)) => {}
-                    Ok(Err(_)) => return Ok(None),
-                    Err(_) if idle => return Ok(None),
-                    Err(_) => return Err(Bad(408, "the request head did not come in time")),
+                    Ok(_) => {}
+                    Err(_) => return Ok(None),
                 },
+                () = timer.as_mut() => {
+                    return if idle {
+                        Ok(None)
+                    } else {
+                        Err(Bad(408, "the request head did not come in time"))
+                    };
+                }
                 // Checked again at the top of the loop: only an idle
                 // connection stops here.
                 changed = stop.changed(), if idle => {
@@ -255,9 +288,11 @@ impl Conn {
 
     /// Parses the head at the start of the buffer, if it has all come.
     fn parse_head(&mut self) -> Result<Option<Head>, Bad> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        let len = match req.parse(&self.buf) {
+        // Left uninitialised: httparse writes the ones it returns.
+        let mut headers =
+            [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut []);
+        let len = match req.parse_with_uninit_headers(&self.buf, &mut headers) {
             Ok(httparse::Status::Complete(n)) if n > MAX_HEAD_BYTES => {
                 return Err(Bad(431, "the request head is too large"));
             }
@@ -285,6 +320,9 @@ impl Conn {
             return Err(Bad(400, "the request target must be a path"));
         }
         let http11 = req.version == Some(1);
+        // The proxy reads four headers and forwards none but two of them;
+        // the gateway's own routes get them all.
+        let own = is_own(uri.path());
         let mut keep_alive = http11;
         let mut length: Option<u64> = None;
         let mut chunked = false;
@@ -314,15 +352,20 @@ impl Conn {
                     return Err(Bad(417, "only \"Expect: 100-continue\" is supported"));
                 }
                 continue_expected = http11;
-            } else if !name.eq_ignore_ascii_case("keep-alive")
-                && !name.eq_ignore_ascii_case("te")
-                && !name.eq_ignore_ascii_case("upgrade")
+            } else if own {
+                if !name.eq_ignore_ascii_case("keep-alive")
+                    && !name.eq_ignore_ascii_case("te")
+                    && !name.eq_ignore_ascii_case("upgrade")
+                {
+                    let name = HeaderName::from_bytes(name.as_bytes())
+                        .map_err(|_| Bad(400, "bad header name"))?;
+                    map.append(name, header_value(h.value)?);
+                }
+            } else if let Some(name) = PROXY_READS
+                .iter()
+                .find(|n| name.eq_ignore_ascii_case(n.as_str()))
             {
-                let name = HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|_| Bad(400, "bad header name"))?;
-                let value =
-                    HeaderValue::from_bytes(h.value).map_err(|_| Bad(400, "bad header value"))?;
-                map.append(name, value);
+                map.append(name.clone(), header_value(h.value)?);
             }
         }
         // Both framings in one request is how requests are smuggled.
@@ -398,12 +441,14 @@ impl Conn {
     /// Resolves when the client has gone (closed, or the connection
     /// failed). Bytes it sends meanwhile (a next request) are kept.
     async fn hung_up(&mut self) {
-        let mut scratch = [0u8; 4096];
+        // Only for the rare overflow: not zeroed on every request.
+        let mut scratch: Vec<u8> = Vec::new();
         loop {
             let read = if self.buf.len() >= MAX_AHEAD_BYTES {
                 // Past what is held: read on (a hang-up must still be
                 // seen), drop it, and close after this request.
                 self.overflowed = true;
+                scratch.resize(4096, 0);
                 self.stream.read(&mut scratch).await
             } else {
                 self.fill().await
@@ -504,6 +549,7 @@ impl Conn {
             let frame = {
                 let next = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx));
                 tokio::select! {
+                    biased;
                     f = next => f,
                     () = self.hung_up() => return Ok(false),
                 }

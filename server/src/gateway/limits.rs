@@ -3,7 +3,6 @@
 //! windows; with N replicas behind a load balancer a limit allows up to N×
 //! its value in the worst case, so set limits per replica accordingly.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -41,6 +40,10 @@ struct Month {
     local: i64,
     refreshed: Instant,
 }
+
+/// Keyed by ids Corral made (not by anything a client chose), so a fast
+/// hash is safe; it is seeded per process all the same.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Per-key and per-team counters.
 #[derive(Default)]

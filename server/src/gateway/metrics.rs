@@ -1,7 +1,6 @@
 //! The gateway's Prometheus metrics, served at its `/metrics`: what the
 //! usage pages chart and what the HPA scales on (`ollama_queue_depth`).
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use axum::extract::State;
@@ -41,6 +40,9 @@ pub struct GatewayMetrics {
 }
 
 /// Series by their labels: the model last, so it is looked up as a `&str`.
+/// foldhash, seeded per process: model names come from requests, but only
+/// ones a key may use get this far.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 type SeriesCache = HashMap<SeriesKey, HashMap<String, Arc<RequestSeries>>>;
 
 /// A series' labels other than the model.

@@ -187,15 +187,23 @@ const PEEKED: [&str; 8] = [
     "stream_options",
 ];
 
-/// A field name as Go's `encoding/json` compares it.
-fn go_fold(name: &str) -> String {
-    name.chars()
-        .map(|c| match c {
+/// Whether Go's `encoding/json` takes the field `name` for `field` (an
+/// ASCII lowercase name): equal ignoring ASCII case, with `ſ` as `s` and
+/// the Kelvin sign as `k`.
+fn go_folds_to(name: &str, field: &str) -> bool {
+    let mut want = field.bytes();
+    for c in name.chars() {
+        let c = match c {
             '\u{17F}' => 's',
             '\u{212A}' => 'k',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect()
+            c if c.is_ascii() => c.to_ascii_lowercase(),
+            _ => return false,
+        };
+        if want.next() != Some(c as u8) {
+            return false;
+        }
+    }
+    want.next().is_none()
 }
 
 /// A field name, borrowed from the body unless it had escapes.
@@ -246,8 +254,7 @@ impl<'de> Deserialize<'de> for Peek<'de> {
                         "response_format" => &mut p.response_format,
                         "stream_options" => &mut p.stream_options,
                         other => {
-                            let folded = go_fold(other);
-                            if let Some(meant) = PEEKED.iter().find(|f| **f == folded) {
+                            if let Some(meant) = PEEKED.iter().find(|f| go_folds_to(other, f)) {
                                 return Err(A::Error::custom(format!(
                                     "has a field \"{other}\"; field names are case-sensitive here, write \"{meant}\""
                                 )));
@@ -417,15 +424,19 @@ async fn prepare(
         }
         _ => {}
     }
+    // The first model, normalised, is the one the request is labelled with.
+    let mut model = None;
     for m in &models {
         if key_rules::model_name("model", m).is_err() {
             return Err(Refusal::BadRequest(format!(
                 "\"{m}\" is not a valid model name"
             )));
         }
-        if !grant.allows_model(m) {
+        let normalized = key_rules::normalize_model(m);
+        if !grant.allows_normalized_model(&normalized) {
             return Err(Refusal::ModelNotAllowed(m.clone()));
         }
+        model.get_or_insert(normalized);
     }
 
     let mut stream = false;
@@ -459,10 +470,7 @@ async fn prepare(
         grant,
         kind,
         endpoint,
-        model: models
-            .first()
-            .map(|m| key_rules::normalize_model(m))
-            .unwrap_or_default(),
+        model: model.unwrap_or_default(),
         stream,
         strip_usage,
         schema,
@@ -546,7 +554,8 @@ impl Outcome {
             at: now,
             team_id: self.grant.team_id,
             key_id: Some(self.grant.key_id),
-            model: self.model.clone(),
+            // Recorded once: the outcome has no more use for its model.
+            model: std::mem::take(&mut self.model),
             endpoint: self.endpoint.to_owned(),
             status: self.status as i16,
             prompt_tokens: self.prompt.clamp(0, i32::MAX as i64) as i32,
@@ -1126,6 +1135,13 @@ mod tests {
             assert!(m.starts_with("the request body has"), "{m}");
         }
         assert!(message(Peek::parse(br#"{"Model":"x"}"#)).contains("write \"model\""));
+        // Names that only begin or end like a peeked one are other fields.
+        let p = Peek::parse(
+            "{\"model\":\"m\",\"Models\":1,\"STREAMS\":2,\"ſtrea\":3,\"é\":4}".as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(p.model.map(|r| r.get()), Some("\"m\""));
+        assert!(p.stream.is_none());
         assert_eq!(
             message(Peek::parse(
                 br#"["llama3.2",null,null,null,true,null,null]"#

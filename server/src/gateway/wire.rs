@@ -88,9 +88,15 @@ pub struct ReplyHead {
 /// all come yet; otherwise the head and its length in bytes. Informational
 /// (1xx) replies come back as heads too; the caller skips them.
 pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<(usize, ReplyHead)>, WireError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut res = httparse::Response::new(&mut headers);
-    let len = match res.parse(buf) {
+    // Left uninitialised: httparse writes the ones it returns.
+    let mut headers =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut res = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut res,
+        buf,
+        &mut headers,
+    ) {
         Ok(httparse::Status::Complete(n)) if n > MAX_HEAD_BYTES => {
             return Err(WireError::HeadTooLarge);
         }

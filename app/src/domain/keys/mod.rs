@@ -853,9 +853,19 @@ impl KeyGrant {
     /// Whether `model` (normalised) may be called with this key: it must be
     /// in the team's list, and in the key's if the key has one.
     pub fn allows_model(&self, model: &str) -> bool {
-        let m = key_rules::normalize_model(model);
-        self.team_models.as_ref().is_none_or(|t| t.contains(&m))
-            && self.key_models.as_ref().is_none_or(|k| k.contains(&m))
+        self.allows_normalized_model(&key_rules::normalize_model(model))
+    }
+
+    /// [`Self::allows_model`] for a name already through
+    /// [`key_rules::normalize_model`].
+    pub fn allows_normalized_model(&self, m: &str) -> bool {
+        self.team_models
+            .as_ref()
+            .is_none_or(|t| t.iter().any(|x| x == m))
+            && self
+                .key_models
+                .as_ref()
+                .is_none_or(|k| k.iter().any(|x| x == m))
     }
 
     /// Usable at `now` (not revoked, not expired, owner still in the team).
