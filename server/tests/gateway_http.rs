@@ -317,3 +317,26 @@ async fn a_request_without_a_good_key_is_refused_from_its_head_before_its_body_i
         "only the version request reached Ollama"
     );
 }
+
+/// A body larger than what is held ahead, sent at once (no `Expect:
+/// 100-continue`) while the key is looked up in Postgres on its first use:
+/// none of it is lost while the key is checked.
+#[sqlx::test(migrator = "app::MIGRATOR")]
+async fn a_large_body_sent_while_a_new_key_is_looked_up_arrives_whole(db: PgPool) {
+    let (addr, secret, _sim) = setup(db, &[]).await;
+    let content = "a".repeat(512 * 1024);
+    let body = format!(
+        r#"{{"model":"llama3.2","stream":false,"messages":[{{"role":"user","content":"{content}"}}]}}"#
+    );
+    let got = exchange(
+        &addr,
+        chat_request("1.1", &secret, &body).as_bytes(),
+        Some("\"done\":true"),
+    )
+    .await;
+    assert!(
+        got.starts_with("HTTP/1.1 200 "),
+        "{}",
+        &got[..got.len().min(300)]
+    );
+}

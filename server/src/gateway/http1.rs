@@ -52,6 +52,16 @@ pub enum Inbound {
     TooLarge(usize),
 }
 
+/// What a hang-up watch does with bytes past MAX_AHEAD_BYTES.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ahead {
+    /// A next request (pipelined): read and dropped, so that a hang-up is
+    /// still seen; the connection closes after this request.
+    Drop,
+    /// The body of the request being admitted: not read any further.
+    Hold,
+}
+
 /// A refusal at the HTTP level, before any handler: the status and why.
 struct Bad(u16, &'static str);
 
@@ -125,7 +135,8 @@ pub async fn serve_connection(
             let admitted = tokio::select! {
                 biased;
                 a = admit => a,
-                () = conn.hung_up() => return,
+                // What comes meanwhile is this request's body.
+                () = conn.hung_up(Ahead::Hold) => return,
             };
             match admitted {
                 Ok(a) => Some(a),
@@ -180,7 +191,7 @@ pub async fn serve_connection(
             tokio::select! {
                 biased;
                 res = &mut handled => res,
-                () = conn.hung_up() => return,
+                () = conn.hung_up(Ahead::Drop) => return,
             }
         };
         if *stop.borrow() || conn.overflowed {
@@ -439,12 +450,19 @@ impl Conn {
     }
 
     /// Resolves when the client has gone (closed, or the connection
-    /// failed). Bytes it sends meanwhile (a next request) are kept.
-    async fn hung_up(&mut self) {
+    /// failed). Bytes it sends meanwhile are kept up to MAX_AHEAD_BYTES;
+    /// past that, `Ahead::Drop` reads on and drops them, `Ahead::Hold`
+    /// stops reading.
+    async fn hung_up(&mut self, ahead: Ahead) {
         // Only for the rare overflow: not zeroed on every request.
         let mut scratch: Vec<u8> = Vec::new();
         loop {
             let read = if self.buf.len() >= MAX_AHEAD_BYTES {
+                if ahead == Ahead::Hold {
+                    // This request's own body, sent without waiting for
+                    // 100 Continue: left in the socket until it is read.
+                    std::future::pending::<()>().await;
+                }
                 // Past what is held: read on (a hang-up must still be
                 // seen), drop it, and close after this request.
                 self.overflowed = true;
@@ -551,7 +569,7 @@ impl Conn {
                 tokio::select! {
                     biased;
                     f = next => f,
-                    () = self.hung_up() => return Ok(false),
+                    () = self.hung_up(Ahead::Drop) => return Ok(false),
                 }
             };
             match frame {

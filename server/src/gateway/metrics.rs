@@ -40,8 +40,7 @@ pub struct GatewayMetrics {
 }
 
 /// Series by their labels: the model last, so it is looked up as a `&str`.
-/// foldhash, seeded per process: model names come from requests, but only
-/// ones a key may use get this far.
+/// foldhash, seeded per process (model names come from requests).
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 type SeriesCache = HashMap<SeriesKey, HashMap<String, Arc<RequestSeries>>>;
 
