@@ -1,7 +1,7 @@
 //! The gateway's Prometheus metrics, served at its `/metrics`: what the
 //! usage pages chart and what the HPA scales on (`ollama_queue_depth`).
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
@@ -17,6 +17,15 @@ use super::Gateway;
 const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 ];
+
+/// Distinct `model` label values per team. A key without a model list may
+/// name any model, each name a new series even when Ollama answers 404:
+/// past this many, a team's further models are counted as [`OTHER_MODELS`],
+/// so that no key can grow the gateway's memory without bound.
+pub const MODELS_PER_TEAM: usize = 100;
+/// The `model` label of a team's models past [`MODELS_PER_TEAM`] (never a
+/// normalised model name: those always carry a tag after a colon).
+pub const OTHER_MODELS: &str = "other";
 
 /// All of the gateway's metrics.
 #[derive(Clone)]
@@ -37,11 +46,14 @@ pub struct GatewayMetrics {
     pub key_cache_size: IntGauge,
     /// Label look-ups done once per series, not once per request.
     series: Arc<RwLock<SeriesCache>>,
+    /// The model label values each team has used, up to MODELS_PER_TEAM.
+    labelled: Arc<Mutex<HashMap<uuid::Uuid, HashSet<String>>>>,
 }
 
 /// Series by their labels: the model last, so it is looked up as a `&str`.
 /// foldhash, seeded per process (model names come from requests).
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 type SeriesCache = HashMap<SeriesKey, HashMap<String, Arc<RequestSeries>>>;
 
 /// A series' labels other than the model.
@@ -212,6 +224,7 @@ impl GatewayMetrics {
             ),
             registry: r,
             series: Arc::default(),
+            labelled: Arc::default(),
         }
     }
 
@@ -237,8 +250,12 @@ impl GatewayMetrics {
         {
             return s.clone();
         }
+        // Only a model within the team's label budget gets its own series
+        // (and a place in the cache).
+        let own = model.is_empty() || self.may_label(team_id, model);
+        let label = if own { model } else { OTHER_MODELS };
         let status_text = status.to_string();
-        let labels = [team, model, endpoint, status_text.as_str()];
+        let labels = [team, label, endpoint, status_text.as_str()];
         let made = Arc::new(RequestSeries {
             team: team.to_owned(),
             requests: self.requests.with_label_values(&labels),
@@ -246,17 +263,34 @@ impl GatewayMetrics {
             ttft: self.ttft.with_label_values(&labels),
             tokens: tokens.then(|| {
                 (
-                    self.tokens.with_label_values(&[team, model, "prompt"]),
-                    self.tokens.with_label_values(&[team, model, "completion"]),
+                    self.tokens.with_label_values(&[team, label, "prompt"]),
+                    self.tokens.with_label_values(&[team, label, "completion"]),
                 )
             }),
         });
-        if let Ok(mut map) = self.series.write() {
+        if own && let Ok(mut map) = self.series.write() {
             map.entry(key)
                 .or_default()
                 .insert(model.to_owned(), made.clone());
         }
         made
+    }
+
+    /// Whether `model` may be a label value of `team`'s series: one it has
+    /// used already, or a new one within MODELS_PER_TEAM.
+    fn may_label(&self, team: uuid::Uuid, model: &str) -> bool {
+        let Ok(mut labelled) = self.labelled.lock() else {
+            return false;
+        };
+        let models = labelled.entry(team).or_default();
+        if models.contains(model) {
+            return true;
+        }
+        if models.len() >= MODELS_PER_TEAM {
+            return false;
+        }
+        models.insert(model.to_owned());
+        true
     }
 
     /// The text exposition of every metric.
@@ -308,5 +342,67 @@ mod tests {
         assert!(!Arc::ptr_eq(&a, &renamed));
         renamed.requests.inc();
         assert!(m.render().contains(r#"status="200",team="team-z"} 1"#));
+    }
+
+    #[test]
+    fn a_team_names_at_most_models_per_team_models_and_the_rest_are_other() {
+        let m = GatewayMetrics::new();
+        let (team, elsewhere) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        for i in 0..MODELS_PER_TEAM {
+            m.series(
+                team,
+                "team-a",
+                &format!("m{i}:latest"),
+                "/api/chat",
+                404,
+                true,
+            )
+            .requests
+            .inc();
+        }
+        // Past the budget: counted, under "other", and not cached.
+        for _ in 0..2 {
+            let s = m.series(
+                team,
+                "team-a",
+                "one-too-many:latest",
+                "/api/chat",
+                404,
+                true,
+            );
+            s.requests.inc();
+            s.tokens.as_ref().unwrap().0.inc_by(3);
+        }
+        // A model already named keeps its series; another team has its own budget.
+        m.series(team, "team-a", "m0:latest", "/api/chat", 200, true)
+            .requests
+            .inc();
+        m.series(
+            elsewhere,
+            "team-b",
+            "one-too-many:latest",
+            "/api/chat",
+            404,
+            true,
+        )
+        .requests
+        .inc();
+        let text = m.render();
+        assert!(text.contains(r#"corral_gateway_requests_total{endpoint="/api/chat",model="other",status="404",team="team-a"} 2"#), "{text}");
+        assert!(
+            text.contains(
+                r#"corral_gateway_tokens_total{kind="prompt",model="other",team="team-a"} 6"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#"model="m0:latest",status="200",team="team-a"} 1"#));
+        assert!(text.contains(r#"model="one-too-many:latest",status="404",team="team-b"} 1"#));
+        assert!(!text.contains(r#"model="one-too-many:latest",status="404",team="team-a""#));
+        let cached = m.series.read().unwrap();
+        let models = cached
+            .values()
+            .map(|by_model| by_model.len())
+            .sum::<usize>();
+        assert_eq!(models, MODELS_PER_TEAM + 2);
     }
 }
