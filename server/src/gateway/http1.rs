@@ -79,6 +79,8 @@ struct Conn {
 /// A request head, and how its body comes.
 struct Head {
     request: Request<()>,
+    /// For the gateway's own routes rather than the proxy.
+    own: bool,
     framing: Framing,
     keep_alive: bool,
     continue_expected: bool,
@@ -114,13 +116,13 @@ pub async fn serve_connection(
         };
         let Head {
             request,
+            own,
             framing,
             mut keep_alive,
             continue_expected,
         } = head;
         let head_request = request.method() == Method::HEAD;
         let version = request.version();
-        let own = is_own(request.uri().path());
         // The path and the key are checked before any of the body is read
         // (or asked for with 100 Continue).
         let admitted = if own {
@@ -406,6 +408,7 @@ impl Conn {
         *request.headers_mut() = map;
         Ok(Some(Head {
             request,
+            own,
             framing,
             keep_alive,
             continue_expected,

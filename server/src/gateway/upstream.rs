@@ -679,14 +679,20 @@ mod tests {
         Chunked,
     }
 
-    /// An HTTP/1.1 server (hyper's) on loopback giving `answer` to
-    /// everything; returns its address and how many connections it has
-    /// accepted.
-    async fn counting_server(keep_alive: bool, answer: Answer) -> (url::Url, Arc<AtomicUsize>) {
+    /// A listener on a free loopback port, and its `http://` URL.
+    async fn loopback() -> (tokio::net::TcpListener, url::Url) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap())
             .parse()
             .unwrap();
+        (listener, url)
+    }
+
+    /// An HTTP/1.1 server (hyper's) on loopback giving `answer` to
+    /// everything; returns its address and how many connections it has
+    /// accepted.
+    async fn counting_server(keep_alive: bool, answer: Answer) -> (url::Url, Arc<AtomicUsize>) {
+        let (listener, url) = loopback().await;
         let accepted = Arc::new(AtomicUsize::new(0));
         let count = accepted.clone();
         tokio::spawn(async move {
@@ -789,10 +795,7 @@ mod tests {
     /// connection (no `connection: close`), then closes it; returns its
     /// address and how many requests reached it whole.
     async fn closing_server() -> (url::Url, Arc<AtomicUsize>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap())
-            .parse()
-            .unwrap();
+        let (listener, url) = loopback().await;
         let requests = Arc::new(AtomicUsize::new(0));
         let count = requests.clone();
         tokio::spawn(async move {
@@ -837,10 +840,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_upstream_that_refuses_connections_is_a_connect_error() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap())
-            .parse()
-            .unwrap();
+        let (listener, url) = loopback().await;
         drop(listener);
         let ups = Upstreams::new(vec![url], 4, GatewayMetrics::new()).unwrap();
         let u = &ups.list[0];
@@ -853,10 +853,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reply_cut_short_is_an_error_and_its_connection_is_not_kept() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap())
-            .parse()
-            .unwrap();
+        let (listener, url) = loopback().await;
         tokio::spawn(async move {
             let (mut stream, _) = listener.accept().await.unwrap();
             let mut chunk = [0u8; 1024];
