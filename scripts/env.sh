@@ -8,13 +8,18 @@ export ROOT
 # Build cache outside the clone, so that fresh clones build incrementally.
 # (Not a CORRAL_* variable: those are Corral's settings, and unknown ones stop it.)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/corral/target}
-export PATH="$HOME/.cargo/bin:$PATH"
+# Tools installed from a registry's prebuilt packages (sqlx-cli from PyPI)
+# are linked here.
+TOOLS_BIN=$HOME/.cache/corral/bin
+export PATH="$TOOLS_BIN:$HOME/.cargo/bin:$PATH"
 # Builds use the committed .sqlx/ query metadata; no database is needed to compile.
 export SQLX_OFFLINE=true
 
 # Pinned tools. cargo-leptos 0.3.11 needs rustc >= 1.96; 0.3.10 is the same code.
 CARGO_LEPTOS_VERSION=0.3.10
 SQLX_CLI_VERSION=0.8.6
+# scripts/schemathesis, in a venv outside the clone.
+SCHEMATHESIS_VERSION=4.32.5
 # The Postgres every test and local run talks to unless told otherwise.
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 
@@ -29,4 +34,10 @@ apt_install() {
   local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# A freshly created, empty database on the machine's Postgres: name -> its URL.
+fresh_db() {
+  psql "$PG_ADMIN_URL" -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)" -c "CREATE DATABASE \"$1\"" >/dev/null
+  echo "${PG_ADMIN_URL%/*}/$1"
 }

@@ -9,7 +9,9 @@ use leptos_router::{
 
 use crate::components::layout::Layout;
 use crate::pages::admin::{AdminAuditPage, AdminTeamPage, AdminTeamsPage, AdminUsersPage};
+use crate::pages::cluster::ClusterPage;
 use crate::pages::keys::{AdminKeysPage, TeamKeysPage, TeamUsagePage};
+use crate::pages::operations::{OperationPage, OperationsPage};
 use crate::pages::teams::{TeamPage, TeamsPage};
 use crate::pages::{
     home::HomePage, not_found::NotFoundPage, signin::SignInPage, status::StatusPage,
@@ -56,6 +58,9 @@ pub fn App() -> impl IntoView {
                     <Route path=(StaticSegment("teams"), ParamSegment("slug")) view=TeamPage ssr=SsrMode::Async/>
                     <Route path=(StaticSegment("teams"), ParamSegment("slug"), StaticSegment("keys")) view=TeamKeysPage ssr=SsrMode::Async/>
                     <Route path=(StaticSegment("teams"), ParamSegment("slug"), StaticSegment("usage")) view=TeamUsagePage ssr=SsrMode::Async/>
+                    <Route path=StaticSegment("cluster") view=ClusterPage ssr=SsrMode::Async/>
+                    <Route path=StaticSegment("operations") view=OperationsPage ssr=SsrMode::Async/>
+                    <Route path=(StaticSegment("operations"), ParamSegment("id")) view=OperationPage ssr=SsrMode::Async/>
                     <Route path=(StaticSegment("admin"), StaticSegment("keys")) view=AdminKeysPage ssr=SsrMode::Async/>
                     <Route path=(StaticSegment("admin"), StaticSegment("teams")) view=AdminTeamsPage ssr=SsrMode::Async/>
                     <Route path=(StaticSegment("admin"), StaticSegment("teams"), ParamSegment("slug")) view=AdminTeamPage ssr=SsrMode::Async/>

@@ -2,28 +2,18 @@
 //! API and the HTTP router that serves them with the portal.
 
 pub mod auth;
-pub mod database;
-pub mod gateway;
+pub mod cluster;
 pub mod health;
+pub mod operation_events;
 pub mod rest;
-pub mod settings;
 pub mod telemetry;
+pub mod workers;
+
+pub use gateway;
+pub use startup::{database, error_chain, settings, shutdown_signal};
 
 use std::sync::Arc;
 use std::time::Duration;
-
-/// An error and its causes, on one line (`outer: inner: root`), for logs
-/// and for messages that must say what actually failed.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
-}
 
 use app::domain::{AppState, Probe};
 use axum::Router;
@@ -55,6 +45,8 @@ pub struct ServerState {
     pub auth: Arc<Auth>,
     pub metrics: Metrics,
     pub sessions: SessionConfig,
+    /// Changes to operations, for the event streams.
+    pub operation_events: operation_events::OperationEvents,
 }
 
 /// How session cookies are made.
@@ -247,26 +239,4 @@ pub async fn rpc_error_status(
         parts.status = status;
     }
     Response::from_parts(parts, Body::from(bytes))
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
 }

@@ -52,6 +52,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
             u64::from(settings.session.absolute_timeout_hours) * 3600,
         ),
     });
+    let cluster = Arc::new(server::cluster::Cluster::from_settings(&settings)?);
     let state = ServerState {
         app: AppState {
             leptos_options,
@@ -66,9 +67,11 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
                     .then(|| settings.gateway_url()),
             }),
             probes: server::probes(&auth),
+            cluster: cluster.clone(),
         },
         auth,
         metrics: Metrics::new(),
+        operation_events: server::operation_events::OperationEvents::start(db.clone()),
         sessions: SessionConfig {
             key: SessionConfig::key_from(
                 settings.session.secret.as_ref().map(|s| s.expose_secret()),
@@ -92,29 +95,30 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     });
     let app = server::router(state);
 
-    // The built-in Ollama simulator (local runs): a real Ollama on the port
-    // wins, and the gateway then talks to it.
+    // The built-in Ollama simulators (local runs), `sim.pods` of them: the
+    // gateway uses the first, the static cluster driver sees them all. A
+    // real Ollama on a port wins.
     if settings.sim_enabled() {
-        let addr = SocketAddr::new(settings.sim.host, settings.sim.port);
-        match tokio::net::TcpListener::bind(addr).await {
-            Ok(listener) => {
-                let sim = ollama_sim::Sim::new(ollama_sim::SimConfig {
-                    ttft: Duration::from_millis(settings.sim.ttft_ms),
-                    token_gap: Duration::from_millis(settings.sim.token_ms),
-                    parallel: settings.sim.parallel,
-                    ..Default::default()
-                });
-                tracing::info!("simulated Ollama (ollama-sim) is listening on http://{addr}");
-                tokio::spawn(async move {
-                    if let Err(e) = ollama_sim::serve(listener, sim).await {
-                        tracing::error!(error = %e, "ollama-sim stopped");
-                    }
-                });
-            }
-            Err(e) => tracing::warn!(
-                "sim.port (CORRAL_SIM__PORT): {addr} is taken ({e}); not starting the simulator (is a real Ollama running there?)"
-            ),
+        for addr in settings.sim_addrs() {
+            start_sim(&settings, addr).await;
         }
+    }
+    if settings.operations.enabled {
+        let runner = server::workers::operations::Runner {
+            db: db.clone(),
+            driver: cluster.driver.clone(),
+            ollama: cluster.ollama.clone(),
+            workloads: cluster.workloads.clone(),
+            owner: app::domain::operations::queue::runner_name(),
+            lease: Duration::from_secs(settings.operations.lease_secs),
+            concurrency: settings.operations.concurrency,
+        };
+        tracing::info!(
+            runner = %runner.owner,
+            driver = runner.driver.kind(),
+            "operations runner started"
+        );
+        tokio::spawn(runner.run(server::shutdown_signal()));
     }
     let gateway = if settings.gateway.enabled {
         let (gateway, workers) = server::gateway::Gateway::start(&settings, db.clone()).await?;
@@ -158,4 +162,28 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// One simulated Ollama on `addr`, unless the port is taken.
+async fn start_sim(settings: &Settings, addr: SocketAddr) {
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => {
+            let sim = ollama_sim::Sim::new(ollama_sim::SimConfig {
+                ttft: Duration::from_millis(settings.sim.ttft_ms),
+                token_gap: Duration::from_millis(settings.sim.token_ms),
+                parallel: settings.sim.parallel,
+                pull_step: Duration::from_millis(settings.sim.pull_step_ms),
+                ..Default::default()
+            });
+            tracing::info!("simulated Ollama (ollama-sim) is listening on http://{addr}");
+            tokio::spawn(async move {
+                if let Err(e) = ollama_sim::serve(listener, sim).await {
+                    tracing::error!(error = %e, "ollama-sim stopped");
+                }
+            });
+        }
+        Err(e) => tracing::warn!(
+            "sim.port (CORRAL_SIM__PORT): {addr} is taken ({e}); not starting a simulator there (is a real Ollama running there?)"
+        ),
+    }
 }

@@ -9,28 +9,8 @@ use axum::response::{IntoResponse, Response};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
-use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
 
-use crate::settings::{LogFormat, LogSettings};
-
-/// Installs the global `tracing` subscriber. Call once, before anything logs.
-pub fn init_tracing(log: &LogSettings) {
-    let filter = EnvFilter::new(&log.filter);
-    let registry = tracing_subscriber::registry().with(filter);
-    match log.format {
-        LogFormat::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true),
-            )
-            .init(),
-        LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().compact())
-            .init(),
-    }
-}
+pub use startup::init_tracing;
 
 /// The process's metrics, served at `/metrics`.
 #[derive(Clone)]

@@ -34,6 +34,8 @@ enum Kind {
 struct TeamB {
     request: String,
     key: String,
+    /// A pull ada queued for team-b.
+    operation: String,
 }
 
 /// mia (member of team-a and team-b) asks for two keys in team-b; ada (an
@@ -87,7 +89,24 @@ async fn team_b_keys(app: &TestApp, mia: &str) -> TeamB {
         .as_str()
         .unwrap()
         .to_owned();
-    TeamB { request, key }
+    let (res, body) = app
+        .json_as(
+            "POST",
+            "/api/v1/operations",
+            &ada,
+            json!({ "kind": "pull", "model": "team-b-model", "team": "team-b" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED, "{body}");
+    let operation = serde_json::from_str::<Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    TeamB {
+        request,
+        key,
+        operation,
+    }
 }
 
 /// Team-b's key request and key are as they were.
@@ -152,6 +171,23 @@ fn server_functions(b: &TeamB) -> BTreeMap<&'static str, (Kind, String)> {
             (Kind::TeamScoped, "slug=team-b&days=7".to_owned()),
         ),
         ("/rpc/admin_keys", (Kind::Admin, String::new())),
+        ("/rpc/cluster_view", (Kind::OwnData, String::new())),
+        ("/rpc/list_operations", (Kind::OwnData, String::new())),
+        (
+            "/rpc/operation_detail",
+            (Kind::TeamScoped, format!("id={}", b.operation)),
+        ),
+        (
+            "/rpc/cancel_operation",
+            (Kind::TeamScoped, format!("id={}", b.operation)),
+        ),
+        (
+            "/rpc/start_operation",
+            (
+                Kind::TeamScoped,
+                "kind=pull&model=evil&team=team-b".to_owned(),
+            ),
+        ),
         (
             "/rpc/admin_update_policy",
             (Kind::Admin, "slug=team-b&max_key_days=5".to_owned()),
@@ -297,9 +333,14 @@ async fn every_rest_operation_keeps_team_b_from_a_member_of_team_a(db: PgPool) {
                 .as_ref()
                 .is_some_and(|t| t.iter().any(|t| t == "admin"));
             // Paths naming a team, or one of its key requests or keys.
-            let team_scoped = path.contains("{slug}") || path.contains("{id}");
+            // Starting an operation names its team in the body.
+            let team_scoped = path.contains("{slug}")
+                || path.contains("{id}")
+                || (method == "POST" && path == "/api/v1/operations");
             let id = if path.starts_with("/api/v1/keys/") {
                 &b.key
+            } else if path.starts_with("/api/v1/operations/") {
+                &b.operation
             } else {
                 &b.request
             };
@@ -314,6 +355,12 @@ async fn every_rest_operation_keeps_team_b_from_a_member_of_team_a(db: PgPool) {
                 "POST" if path.ends_with("/key-requests") => json!({ "name": "evil" }),
                 "POST" if path.ends_with("/decision") => json!({ "approve": true }),
                 "POST" if path.contains("{id}") => json!({}),
+                "POST" if path == "/api/v1/operations" => {
+                    json!({ "kind": "pull", "model": "evil", "team": "team-b" })
+                }
+                "POST" if path.ends_with("/maintenance-windows") => {
+                    json!({ "weekday": 1, "starts": "01:00", "ends": "02:00", "time_zone": "UTC" })
+                }
                 "POST" => json!({ "slug": "evil", "name": "Evil" }),
                 "PATCH" if path.ends_with("/policy") => json!({ "max_key_days": 5 }),
                 "PATCH" | "PUT" => json!({ "name": "Owned" }),

@@ -106,7 +106,10 @@ async fn a_key_is_requested_approved_and_its_secret_shown_once_then_only_its_hma
         .unwrap();
     assert_eq!(stored.len(), 32);
     let parsed = app::domain::keys::token::parse(secret).unwrap();
-    assert!(common::gateway::pepper().verify(parsed.secret, &stored));
+    assert!(
+        app::domain::keys::Pepper::new(common::TEST_PEPPER.as_bytes())
+            .verify(parsed.secret, &stored)
+    );
     let dump: String = sqlx::query_scalar(
         "SELECT string_agg(action || coalesce(after::text, ''), ' ') FROM audit_log",
     )

@@ -18,6 +18,11 @@ pub async fn admin_teams(cursor: Option<String>) -> Result<Page<Team>, AppError>
 pub async fn admin_create_team(team: NewTeam) -> Result<Team, AppError> {
     let state = super::app_state()?;
     let actor = super::actor()?;
+    // The form's group field, without the spaces typed around it.
+    let team = NewTeam {
+        idp_group: team.idp_group.map(|g| g.trim().to_owned()),
+        ..team
+    };
     let mut tx = state.db.begin().await.map_err(crate::domain::Error::from)?;
     let created = crate::domain::teams::create(&mut tx, &actor, &team).await?;
     tx.commit().await.map_err(crate::domain::Error::from)?;

@@ -215,9 +215,7 @@ pub async fn rotate_key(
 #[server(prefix = "/rpc", endpoint = "team_usage")]
 pub async fn team_usage(slug: String, days: i64) -> Result<UsageSummary, AppError> {
     let actor = super::actor()?;
-    if !(1..=90).contains(&days) {
-        return Err(AppError::validation("days", "must be between 1 and 90"));
-    }
+    crate::model::key_rules::USAGE_DAYS.check("days", days)?;
     let since = time::OffsetDateTime::now_utc() - time::Duration::days(days);
     let mut c = conn().await?;
     Ok(crate::domain::usage::summary(&mut c, &actor, &slug, since).await?)

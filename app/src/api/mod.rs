@@ -3,11 +3,13 @@
 //! `/rpc/` with fixed names so that middleware and logs can refer to them.
 
 mod admin;
+mod cluster;
 mod identity;
 mod keys;
 mod status;
 
 pub use admin::*;
+pub use cluster::*;
 pub use identity::*;
 pub use keys::*;
 pub use status::*;

@@ -2,5 +2,6 @@
 
 pub mod error;
 pub mod layout;
+pub mod progress;
 pub mod role_badge;
 pub mod state_badge;

@@ -6,7 +6,8 @@ use uuid::Uuid;
 
 use super::authz::{Action, Actor};
 use super::error::{Error, Result};
-use crate::model::{AuditEntry, AuditFilter, Page};
+use crate::model::text::storable;
+use crate::model::{AUDIT_CURSOR, AuditEntry, AuditFilter, Page};
 
 /// Who an entry is attributed to.
 #[derive(Clone, Copy, Debug)]
@@ -68,9 +69,6 @@ pub async fn record(conn: impl PgExecutor<'_>, by: By<'_>, r: Record<'_>) -> Res
     Ok(())
 }
 
-/// Largest page the log is read in.
-pub const MAX_LIMIT: i64 = 200;
-
 /// Newest first. `cursor` is the `next_cursor` of the previous page.
 pub async fn list(
     conn: impl PgExecutor<'_>,
@@ -80,19 +78,26 @@ pub async fn list(
     limit: i64,
 ) -> Result<Page<AuditEntry>> {
     actor.authorize(Action::ViewAudit)?;
+    for (field, value) in [
+        ("actor", &filter.actor),
+        ("action", &filter.action),
+        ("team", &filter.team),
+    ] {
+        if let Some(v) = value {
+            storable(field, v)?;
+        }
+    }
     let before_id = match cursor {
         None | Some("") => i64::MAX,
-        Some(c) => c.parse::<i64>().map_err(|_| Error::Validation {
-            field: "cursor".into(),
-            message: "not a cursor returned by this endpoint".into(),
-        })?,
+        Some(c) => {
+            AUDIT_CURSOR.check("cursor", c)?;
+            c.parse::<i64>().map_err(|_| Error::Validation {
+                field: "cursor".into(),
+                message: "not a cursor returned by this endpoint".into(),
+            })?
+        }
     };
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(Error::Validation {
-            field: "limit".into(),
-            message: format!("must be between 1 and {MAX_LIMIT}"),
-        });
-    }
+    crate::model::PAGE_LIMIT.check("limit", limit)?;
     let (action_exact, action_prefix) = match filter.action.as_deref().filter(|a| !a.is_empty()) {
         Some(a) if a.ends_with('.') => (None, Some(format!("{}%", a.replace('%', "")))),
         Some(a) => (Some(a.to_owned()), None),

@@ -69,6 +69,12 @@ pub enum Action {
     ViewUsage(Uuid),
     /// See every key and request of every team.
     ListAllKeys,
+    /// Pull, delete or copy models for the team, and cancel its operations
+    /// (owners, on models the team's allow-list holds; admins).
+    StartTeamOperation(Uuid),
+    /// Scale workloads, act for the platform, define maintenance windows
+    /// (admins).
+    ManageCluster,
 }
 
 impl Actor {
@@ -96,11 +102,13 @@ impl Actor {
             Action::ViewTeam(team) | Action::RequestKey(team) | Action::ViewUsage(team) => {
                 self.role_in(team).map(|_| ()).ok_or(Error::NotFound)
             }
-            Action::ManageTeamKeys(team) => match self.role_in(team) {
-                Some(TeamRole::Owner) => Ok(()),
-                Some(TeamRole::Member) => Err(Error::Forbidden),
-                None => Err(Error::NotFound),
-            },
+            Action::ManageTeamKeys(team) | Action::StartTeamOperation(team) => {
+                match self.role_in(team) {
+                    Some(TeamRole::Owner) => Ok(()),
+                    Some(TeamRole::Member) => Err(Error::Forbidden),
+                    None => Err(Error::NotFound),
+                }
+            }
             Action::EditTeam(team) | Action::ManageMembers(team) | Action::EditPolicy(team) => {
                 match self.role_in(team) {
                     Some(_) => Err(Error::Forbidden),
@@ -111,7 +119,8 @@ impl Actor {
             | Action::ListAllTeams
             | Action::ListUsers
             | Action::ViewAudit
-            | Action::ListAllKeys => Err(Error::Forbidden),
+            | Action::ListAllKeys
+            | Action::ManageCluster => Err(Error::Forbidden),
         }
     }
 }
@@ -164,6 +173,15 @@ mod tests {
         let owner = actor(false, &[(a, TeamRole::Owner)]);
         let member = actor(false, &[(a, TeamRole::Member)]);
         assert!(owner.authorize(Action::ManageTeamKeys(a)).is_ok());
+        assert!(owner.authorize(Action::StartTeamOperation(a)).is_ok());
+        assert!(matches!(
+            owner.authorize(Action::StartTeamOperation(b)),
+            Err(Error::NotFound)
+        ));
+        assert!(matches!(
+            member.authorize(Action::StartTeamOperation(a)),
+            Err(Error::Forbidden)
+        ));
         assert!(matches!(
             owner.authorize(Action::ManageTeamKeys(b)),
             Err(Error::NotFound)
@@ -193,6 +211,7 @@ mod tests {
             Action::ListUsers,
             Action::ViewAudit,
             Action::ListAllKeys,
+            Action::ManageCluster,
         ] {
             assert!(
                 matches!(owner.authorize(action), Err(Error::Forbidden)),

@@ -10,7 +10,8 @@ use uuid::Uuid;
 use super::audit::{self, By, Record};
 use super::authz::{Action, Actor, Via};
 use super::error::Result;
-use crate::model::{MembershipSource, MyTeam, TeamRole, User, rules};
+use crate::model::text::storable;
+use crate::model::{AppError, MembershipSource, MyTeam, TeamRole, User, rules};
 
 /// A verified identity, as the IdP (or the development sign-in) vouches for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +25,22 @@ pub struct Identity {
     /// Group paths such as `/team-a` and `/team-a/owners`.
     pub groups: Vec<String>,
     pub is_admin: bool,
+}
+
+impl Identity {
+    /// Ok when every claim can be stored; otherwise a validation error
+    /// naming the field (`username`, `display_name`, `email`, `groups`,
+    /// `subject`, `issuer`), for the sign-in to refuse.
+    pub fn check_storable(&self) -> Result<(), AppError> {
+        storable("issuer", &self.issuer)?;
+        storable("subject", &self.subject)?;
+        storable("username", &self.username)?;
+        storable("display_name", &self.display_name)?;
+        if let Some(e) = &self.email {
+            storable("email", e)?;
+        }
+        self.groups.iter().try_for_each(|g| storable("groups", g))
+    }
 }
 
 /// The team memberships that a list of group paths grants: `/team-a` makes
@@ -47,12 +64,15 @@ pub fn memberships_from_groups(groups: &[String]) -> BTreeMap<String, TeamRole> 
 }
 
 /// Upserts the user, syncs IdP memberships (added, removed, role changed) and
-/// records every change in the audit log. Run it in a transaction.
+/// records every change in the audit log. Run it in a transaction. An
+/// identity with a claim Postgres cannot store is refused (`Validation`)
+/// before anything is written.
 pub async fn sign_in(
     tx: &mut PgConnection,
     identity: &Identity,
     request_id: Option<&str>,
 ) -> Result<User> {
+    identity.check_storable()?;
     let row = sqlx::query!(
         r#"INSERT INTO users (issuer, subject, username, display_name, email, is_admin, last_sign_in_at)
            VALUES ($1, $2, $3, $4, $5, $6, now())

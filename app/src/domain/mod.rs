@@ -7,6 +7,8 @@ pub mod error;
 pub mod health;
 pub mod identity;
 pub mod keys;
+pub mod maintenance;
+pub mod operations;
 pub mod teams;
 pub mod usage;
 
@@ -30,6 +32,8 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     /// Checked by the status page after Postgres.
     pub probes: Arc<Vec<Arc<dyn Probe>>>,
+    /// Where Ollama runs: the workloads and their live state.
+    pub cluster: Arc<dyn ClusterView>,
 }
 
 /// Facts about this running process that pages show.
@@ -56,6 +60,17 @@ pub trait Probe: Send + Sync {
     ) -> std::pin::Pin<
         Box<dyn std::future::Future<Output = crate::model::DependencyStatus> + Send + '_>,
     >;
+}
+
+/// The cluster as the domain and the pages see it: the workloads Corral
+/// drives, and their live state (from the cluster driver and each pod's
+/// Ollama). Implemented by the server.
+pub trait ClusterView: Send + Sync {
+    fn workloads(&self) -> &operations::Workloads;
+    /// Every workload's replicas, autoscaler and pods, each pod's models.
+    fn report(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::model::ClusterReport> + Send + '_>>;
 }
 
 impl FromRef<AppState> for LeptosOptions {

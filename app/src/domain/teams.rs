@@ -8,12 +8,10 @@ use super::audit::{self, By, Record};
 use super::authz::{Action, Actor};
 use super::error::{Error, Result, violated_constraint};
 use super::identity::source;
+use crate::model::text::storable;
 use crate::model::{
     Member, MembershipSource, NewTeam, Page, Team, TeamDetail, TeamPatch, TeamRole, rules,
 };
-
-/// Largest page of teams.
-pub const MAX_LIMIT: i64 = 200;
 
 /// Teams the actor may see (all of them for admins), by slug.
 /// `cursor` is the last slug of the previous page.
@@ -23,11 +21,9 @@ pub async fn list(
     cursor: Option<&str>,
     limit: i64,
 ) -> Result<Page<Team>> {
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(Error::Validation {
-            field: "limit".into(),
-            message: format!("must be between 1 and {MAX_LIMIT}"),
-        });
+    crate::model::PAGE_LIMIT.check("limit", limit)?;
+    if let Some(c) = cursor {
+        storable("cursor", c)?;
     }
     let all = actor.authorize(Action::ListAllTeams).is_ok();
     let items = sqlx::query_as!(
@@ -52,6 +48,7 @@ pub async fn list(
 /// The id of the team with `slug`, if the actor may see it; otherwise
 /// `NotFound`, whether or not it exists.
 pub async fn visible_id(conn: impl PgExecutor<'_>, actor: &Actor, slug: &str) -> Result<Uuid> {
+    storable("slug", slug)?;
     let id = sqlx::query_scalar!("SELECT id FROM teams WHERE slug = $1", slug)
         .fetch_optional(conn)
         .await?
@@ -102,14 +99,10 @@ pub async fn create(tx: &mut PgConnection, actor: &Actor, new: &NewTeam) -> Resu
     rules::slug(&new.slug)?;
     rules::name(&new.name)?;
     rules::description(&new.description)?;
-    let idp_group = new
-        .idp_group
-        .as_deref()
-        .map(str::trim)
-        .filter(|g| !g.is_empty());
-    if let Some(g) = idp_group {
+    if let Some(g) = &new.idp_group {
         rules::idp_group(g)?;
     }
+    let idp_group = new.idp_group.as_deref().filter(|g| !g.is_empty());
     let id = sqlx::query_scalar!(
         "INSERT INTO teams (slug, name, description, idp_group) VALUES ($1, $2, $3, $4) RETURNING id",
         new.slug,
@@ -199,6 +192,7 @@ pub async fn add_member(
 ) -> Result<Member> {
     let team_id = visible_id(&mut *tx, actor, slug).await?;
     actor.authorize(Action::ManageMembers(team_id))?;
+    storable("username", username)?;
     let user = sqlx::query!(
         "SELECT id, display_name FROM users WHERE username = $1 ORDER BY last_sign_in_at DESC NULLS LAST LIMIT 1",
         username
@@ -256,6 +250,7 @@ pub async fn remove_member(
 ) -> Result<()> {
     let team_id = visible_id(&mut *tx, actor, slug).await?;
     actor.authorize(Action::ManageMembers(team_id))?;
+    storable("username", username)?;
     let row = sqlx::query!(
         r#"SELECT m.user_id, m.role AS "role: TeamRole", m.source
              FROM memberships m JOIN users u ON u.id = m.user_id

@@ -37,6 +37,51 @@ pub struct AuditFilter {
     pub team: Option<String>,
 }
 
+/// `cursor` of the audit log: the id of the last entry seen, or empty for
+/// the first page.
+pub const AUDIT_CURSOR: crate::model::text::TextRule = crate::model::text::TextRule {
+    max_chars: Some(18),
+    not_blank: false,
+    shape: Some(crate::model::text::Shape {
+        matches: |c| c.bytes().all(|b| b.is_ascii_digit()),
+        pattern: "^[0-9]*$",
+        message: "not a cursor returned by this endpoint",
+    }),
+};
+
+/// `limit` of list endpoints: items per page.
+pub const PAGE_LIMIT: crate::model::text::IntRule =
+    crate::model::text::IntRule { min: 1, max: 200 };
+/// `limit` when none is given.
+pub const PAGE_LIMIT_DEFAULT: i64 = 50;
+
+/// The paging parameters as the document states them.
+#[cfg(feature = "ssr")]
+pub mod paging_schema {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::Schema;
+
+    use crate::model::text::TextRule;
+    use crate::model::text::schema::{inline, int, text};
+
+    pub fn limit() -> RefOr<Schema> {
+        let mut s = int(&super::PAGE_LIMIT, false);
+        s.default = Some(super::PAGE_LIMIT_DEFAULT.into());
+        inline(s)
+    }
+    /// A `next_cursor` of `GET /api/v1/teams`.
+    pub fn cursor() -> RefOr<Schema> {
+        inline(text(&TextRule::LOOKUP, false))
+    }
+    pub fn audit_cursor() -> RefOr<Schema> {
+        inline(text(&super::AUDIT_CURSOR, false))
+    }
+    /// A username, slug or action filtered by.
+    pub fn filter() -> RefOr<Schema> {
+        inline(text(&TextRule::LOOKUP, false))
+    }
+}
+
 /// A page of results; pass `next_cursor` back as `cursor` for the next page.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]

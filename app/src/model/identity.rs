@@ -112,11 +112,17 @@ pub struct TeamDetail {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewTeam {
+    #[cfg_attr(feature = "ssr", schema(schema_with = rules::schema::slug))]
     pub slug: String,
+    #[cfg_attr(feature = "ssr", schema(schema_with = rules::schema::name))]
     pub name: String,
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(schema_with = rules::schema::description))]
     pub description: String,
+    /// The IdP group that feeds the team, e.g. `/team-c`; empty or absent
+    /// for none.
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(schema_with = rules::schema::idp_group_or_null))]
     pub idp_group: Option<String>,
 }
 
@@ -126,6 +132,7 @@ pub struct NewTeam {
 #[serde(deny_unknown_fields)]
 pub struct NewMember {
     /// Username of someone who has signed in to Corral.
+    #[cfg_attr(feature = "ssr", schema(schema_with = rules::schema::username))]
     pub username: String,
     pub role: TeamRole,
 }
@@ -136,76 +143,110 @@ pub struct NewMember {
 #[serde(deny_unknown_fields)]
 pub struct TeamPatch {
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(schema_with = rules::schema::name_or_null))]
     pub name: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(schema_with = rules::schema::description_or_null))]
     pub description: Option<String>,
 }
 
-/// Rules for team fields, shared by the forms, the REST API and the domain.
+/// Rules for team fields, shared by the forms, the REST API, the domain and
+/// the OpenAPI document.
 pub mod rules {
     use crate::model::AppError;
+    use crate::model::text::{Shape, TextRule, white_space_class};
 
     pub const SLUG_MAX: usize = 63;
     pub const NAME_MAX: usize = 100;
     pub const DESCRIPTION_MAX: usize = 500;
+    pub const IDP_GROUP_MAX: usize = 255;
 
     /// `team-a`: lowercase letters, digits and inner hyphens, 1 to 63 long.
-    pub fn slug(slug: &str) -> Result<(), AppError> {
-        let ok = !slug.is_empty()
-            && slug.len() <= SLUG_MAX
-            && slug
-                .bytes()
+    pub const SLUG: TextRule = TextRule {
+        max_chars: Some(SLUG_MAX),
+        not_blank: true,
+        shape: Some(Shape {
+            matches: is_slug,
+            pattern: "^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$",
+            message: "use 1 to 63 lowercase letters, digits and hyphens, not starting or ending with a hyphen",
+        }),
+    };
+    pub const NAME: TextRule = TextRule::required(NAME_MAX);
+    pub const DESCRIPTION: TextRule = TextRule::up_to(DESCRIPTION_MAX);
+    /// `/team-a`: a Keycloak group path; empty means none.
+    pub const IDP_GROUP: TextRule = TextRule {
+        max_chars: Some(IDP_GROUP_MAX),
+        not_blank: false,
+        shape: Some(Shape {
+            matches: is_group_or_empty,
+            pattern: concat!(r"^(?:/[^\u0000", white_space_class!(), "]+)?$"),
+            message: "must be a group path such as /team-a",
+        }),
+    };
+
+    fn is_slug(s: &str) -> bool {
+        !s.is_empty()
+            && s.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !slug.starts_with('-')
-            && !slug.ends_with('-');
-        if ok {
-            Ok(())
-        } else {
-            Err(AppError::validation(
-                "slug",
-                "use 1 to 63 lowercase letters, digits and hyphens, not starting or ending with a hyphen",
-            ))
-        }
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+    }
+
+    fn is_group_or_empty(g: &str) -> bool {
+        g.is_empty()
+            || (g.len() > 1
+                && g.starts_with('/')
+                && !g.chars().any(|c| c.is_whitespace() || c == '\0'))
+    }
+
+    pub fn slug(slug: &str) -> Result<(), AppError> {
+        SLUG.check("slug", slug)
     }
 
     pub fn name(name: &str) -> Result<(), AppError> {
-        let n = name.trim().chars().count();
-        if n == 0 {
-            Err(AppError::validation("name", "must not be empty"))
-        } else if n > NAME_MAX {
-            Err(AppError::validation(
-                "name",
-                format!("must be at most {NAME_MAX} characters"),
-            ))
-        } else {
-            Ok(())
-        }
+        NAME.check("name", name)
     }
 
     pub fn description(d: &str) -> Result<(), AppError> {
-        if d.chars().count() > DESCRIPTION_MAX {
-            Err(AppError::validation(
-                "description",
-                format!("must be at most {DESCRIPTION_MAX} characters"),
-            ))
-        } else {
-            Ok(())
-        }
+        DESCRIPTION.check("description", d)
     }
 
-    /// `/team-a`: a Keycloak group path.
+    /// A group path, or empty for none.
     pub fn idp_group(g: &str) -> Result<(), AppError> {
-        if g.starts_with('/')
-            && g.len() > 1
-            && g.len() <= 255
-            && !g.chars().any(char::is_whitespace)
-        {
-            Ok(())
-        } else {
-            Err(AppError::validation(
-                "idp_group",
-                "must be a group path such as /team-a",
-            ))
+        IDP_GROUP.check("idp_group", g)
+    }
+
+    /// The rules as the document states them (`schema_with` functions).
+    #[cfg(feature = "ssr")]
+    pub mod schema {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::Schema;
+
+        use crate::model::text::TextRule;
+        use crate::model::text::schema::{inline, text};
+
+        pub fn slug() -> RefOr<Schema> {
+            inline(text(&super::SLUG, false))
+        }
+        pub fn name() -> RefOr<Schema> {
+            inline(text(&super::NAME, false))
+        }
+        pub fn name_or_null() -> RefOr<Schema> {
+            inline(text(&super::NAME, true))
+        }
+        pub fn description() -> RefOr<Schema> {
+            inline(text(&super::DESCRIPTION, false))
+        }
+        pub fn description_or_null() -> RefOr<Schema> {
+            inline(text(&super::DESCRIPTION, true))
+        }
+        pub fn idp_group_or_null() -> RefOr<Schema> {
+            inline(text(&super::IDP_GROUP, true))
+        }
+        pub fn username() -> RefOr<Schema> {
+            let mut s = text(&TextRule::LOOKUP, false);
+            s.description = Some("Username of someone who has signed in to Corral.".into());
+            inline(s)
         }
     }
 
@@ -218,7 +259,7 @@ pub mod rules {
             for ok in ["a", "team-a", "ml-42", "x1"] {
                 assert!(slug(ok).is_ok(), "{ok}");
             }
-            for bad in ["", "-a", "a-", "Team", "a_b", "a b", &"a".repeat(64)] {
+            for bad in ["", "-a", "a-", "Team", "a_b", "a b", "a\0", &"a".repeat(64)] {
                 assert!(slug(bad).is_err(), "{bad}");
             }
         }
@@ -229,7 +270,16 @@ pub mod rules {
             assert!(name(&"n".repeat(101)).is_err());
             assert!(name("Platform").is_ok());
             assert!(idp_group("/team-a").is_ok());
-            assert!(idp_group("team-a").is_err());
+            assert!(idp_group("").is_ok());
+            for bad in [
+                "team-a",
+                "/",
+                "/a b",
+                "/a\0",
+                &format!("/{}", "g".repeat(255)),
+            ] {
+                assert!(idp_group(bad).is_err(), "{bad}");
+            }
         }
     }
 }

@@ -101,25 +101,29 @@ pub struct KeyRequest {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewKeyRequest {
+    #[cfg_attr(feature = "ssr", schema(schema_with = key_rules::schema::name))]
     pub name: String,
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(schema_with = key_rules::schema::purpose))]
     pub purpose: String,
     /// Models the key may call, within the team's allow-list; absent or
     /// empty means every model the team may use.
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(schema_with = key_rules::schema::models_or_null))]
     pub models: Option<Vec<String>>,
     /// Defaults to `["inference"]`.
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(min_items = 1))]
     pub scopes: Option<Vec<KeyScope>>,
-    /// Days until the key expires; at most the team's maximum. Defaults to
-    /// the team's maximum.
-    #[serde(default)]
+    /// Days until the key expires; at most the team's maximum (a 422
+    /// beyond it). Defaults to the team's maximum.
+    #[serde(default, deserialize_with = "crate::model::text::whole::option")]
+    #[cfg_attr(feature = "ssr", schema(schema_with = key_rules::schema::key_days_or_null))]
     pub expires_in_days: Option<i32>,
 }
 
 /// A decision on a request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct KeyDecision {
     pub approve: bool,
@@ -127,6 +131,52 @@ pub struct KeyDecision {
     #[serde(default)]
     pub reason: Option<String>,
 }
+
+/// Two shapes, so that the document says what the code checks: a reason
+/// may be left out when approving and must be given when denying.
+#[cfg(feature = "ssr")]
+impl utoipa::PartialSchema for KeyDecision {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
+
+        use crate::model::text::schema::text;
+        let shape = |approve: bool, title: &str, description: &str| {
+            let reason = if approve {
+                text(&key_rules::REASON, true)
+            } else {
+                text(&key_rules::REASON_GIVEN, false)
+            };
+            let mut o = ObjectBuilder::new()
+                .title(Some(title))
+                .description(Some(description))
+                .property(
+                    "approve",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Boolean)
+                        .enum_values(Some([approve])),
+                )
+                .required("approve")
+                .property("reason", reason)
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+            if !approve {
+                o = o.required("reason");
+            }
+            o.build()
+        };
+        OneOfBuilder::new()
+            .description(Some("A decision on a request."))
+            .item(shape(true, "Approve", "Approves; a reason is optional."))
+            .item(shape(
+                false,
+                "Deny",
+                "Denies; the reason is shown to the requester.",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl utoipa::ToSchema for KeyDecision {}
 
 /// How a key stands right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,6 +241,7 @@ pub struct KeyRequestOutcome {
 #[serde(deny_unknown_fields)]
 pub struct RevokeKey {
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(schema_with = key_rules::schema::reason_or_null))]
     pub reason: Option<String>,
 }
 
@@ -199,8 +250,9 @@ pub struct RevokeKey {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RotateKey {
-    /// 0 to 720; defaults to 24.
-    #[serde(default)]
+    /// Defaults to 24.
+    #[serde(default, deserialize_with = "crate::model::text::whole::option")]
+    #[cfg_attr(feature = "ssr", schema(schema_with = key_rules::schema::grace_hours_or_null))]
     pub grace_hours: Option<i32>,
 }
 
@@ -229,20 +281,33 @@ pub struct TeamPolicy {
 #[serde(deny_unknown_fields)]
 pub struct TeamPolicyPatch {
     #[serde(default, with = "double_option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<Vec<String>>))]
+    #[cfg_attr(feature = "ssr", schema(schema_with = key_rules::schema::models_or_null))]
     pub allowed_models: Option<Option<Vec<String>>>,
     #[serde(default)]
     pub self_service_keys: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::model::text::whole::option")]
+    #[cfg_attr(feature = "ssr", schema(schema_with = key_rules::schema::key_days_or_null))]
     pub max_key_days: Option<i32>,
-    #[serde(default, with = "double_option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<i32>))]
+    #[serde(
+        default,
+        serialize_with = "double_option::serialize",
+        deserialize_with = "crate::model::text::whole::double_option"
+    )]
+    #[cfg_attr(feature = "ssr", schema(schema_with = key_rules::schema::per_minute_or_null))]
     pub rpm_limit: Option<Option<i32>>,
-    #[serde(default, with = "double_option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<i32>))]
+    #[serde(
+        default,
+        serialize_with = "double_option::serialize",
+        deserialize_with = "crate::model::text::whole::double_option"
+    )]
+    #[cfg_attr(feature = "ssr", schema(schema_with = key_rules::schema::per_minute_or_null))]
     pub tpm_limit: Option<Option<i32>>,
-    #[serde(default, with = "double_option")]
-    #[cfg_attr(feature = "ssr", schema(value_type = Option<i64>))]
+    #[serde(
+        default,
+        serialize_with = "double_option::serialize",
+        deserialize_with = "crate::model::text::whole::double_option"
+    )]
+    #[cfg_attr(feature = "ssr", schema(schema_with = key_rules::schema::monthly_tokens_or_null))]
     pub monthly_token_quota: Option<Option<i64>>,
 }
 
@@ -315,61 +380,77 @@ pub struct UsageSummary {
     pub recent: Vec<UsageEvent>,
 }
 
-/// Rules for key fields, shared by the forms, the REST API and the domain.
+/// Rules for key and policy fields, shared by the forms, the REST API, the
+/// domain and the OpenAPI document.
 pub mod key_rules {
     use crate::model::AppError;
+    use crate::model::text::{IntRule, Shape, TextRule, storable};
 
     pub const NAME_MAX: usize = 100;
     pub const PURPOSE_MAX: usize = 500;
     pub const REASON_MAX: usize = 500;
     pub const MODELS_MAX: usize = 100;
+    pub const MODEL_NAME_MAX: usize = 200;
     pub const GRACE_HOURS_MAX: i32 = 720;
 
-    pub fn name(name: &str) -> Result<(), AppError> {
-        let n = name.trim().chars().count();
-        if n == 0 {
-            Err(AppError::validation("name", "must not be empty"))
-        } else if n > NAME_MAX {
-            Err(AppError::validation(
-                "name",
-                format!("must be at most {NAME_MAX} characters"),
-            ))
-        } else {
-            Ok(())
-        }
-    }
-
-    pub fn text(field: &str, text: &str, max: usize) -> Result<(), AppError> {
-        if text.chars().count() > max {
-            Err(AppError::validation(
-                field,
-                format!("must be at most {max} characters"),
-            ))
-        } else {
-            Ok(())
-        }
-    }
-
+    pub const NAME: TextRule = TextRule::required(NAME_MAX);
+    pub const PURPOSE: TextRule = TextRule::up_to(PURPOSE_MAX);
+    pub const REASON: TextRule = TextRule::up_to(REASON_MAX);
+    /// A reason that must be given (denying a request).
+    pub const REASON_GIVEN: TextRule = TextRule::required(REASON_MAX);
     /// An Ollama model name: `llama3.2`, `qwen2.5:0.5b`,
     /// `registry.example.com/team/model:tag`.
-    pub fn model_name(field: &str, m: &str) -> Result<(), AppError> {
-        let ok = !m.is_empty()
-            && m.len() <= 200
-            && m.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'/')
-            })
+    pub const MODEL: TextRule = TextRule {
+        max_chars: Some(MODEL_NAME_MAX),
+        not_blank: true,
+        shape: Some(Shape {
+            matches: is_model_name,
+            pattern: "^[A-Za-z0-9][A-Za-z0-9._/-]*(?::[A-Za-z0-9._/-]*)?$",
+            message: "is not a model name (letters, digits, '.', '-', '_', '/', one ':' before the tag)",
+        }),
+    };
+    /// Hours a rotated key stays valid.
+    pub const GRACE_HOURS: IntRule = IntRule {
+        min: 0,
+        max: GRACE_HOURS_MAX as i64,
+    };
+    /// A key's lifetime, and a team's longest.
+    pub const KEY_DAYS: IntRule = IntRule { min: 1, max: 3650 };
+    /// Requests or tokens per minute.
+    pub const PER_MINUTE: IntRule = IntRule {
+        min: 1,
+        max: i32::MAX as i64,
+    };
+    /// How many days back a usage summary reaches.
+    pub const USAGE_DAYS: IntRule = IntRule { min: 1, max: 90 };
+    /// Tokens per month.
+    pub const MONTHLY_TOKENS: IntRule = IntRule {
+        min: 1,
+        max: i64::MAX,
+    };
+
+    fn is_model_name(m: &str) -> bool {
+        !m.is_empty()
+            && m.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'/'))
             && m.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-            && m.matches(':').count() <= 1;
-        if ok {
-            Ok(())
-        } else {
-            Err(AppError::validation(
+            && m.matches(':').count() <= 1
+    }
+
+    pub fn name(name: &str) -> Result<(), AppError> {
+        NAME.check("name", name)
+    }
+
+    /// An Ollama model name (see [`MODEL`]); the error quotes it.
+    pub fn model_name(field: &str, m: &str) -> Result<(), AppError> {
+        storable(field, m)?;
+        MODEL.check(field, m).map_err(|e| match e {
+            AppError::Validation { field, message } => AppError::Validation {
                 field,
-                format!(
-                    "{m:?} is not a model name (letters, digits, '.', '-', '_', '/', one ':' before the tag)"
-                ),
-            ))
-        }
+                message: format!("{m:?} {message}"),
+            },
+            other => other,
+        })
     }
 
     /// `llama3.2` and `llama3.2:latest` are the same model.
@@ -394,10 +475,6 @@ pub mod key_rules {
         }
         let mut out: Vec<String> = Vec::new();
         for m in models {
-            let m = m.trim();
-            if m.is_empty() {
-                continue;
-            }
             model_name(field, m)?;
             let n = normalize_model(m);
             if !out.contains(&n) {
@@ -405,6 +482,45 @@ pub mod key_rules {
             }
         }
         Ok(if out.is_empty() { None } else { Some(out) })
+    }
+
+    /// The rules as the document states them (`schema_with` functions).
+    #[cfg(feature = "ssr")]
+    pub mod schema {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::Schema;
+
+        use crate::model::text::schema::{inline, int, text, texts};
+
+        pub fn name() -> RefOr<Schema> {
+            inline(text(&super::NAME, false))
+        }
+        pub fn purpose() -> RefOr<Schema> {
+            inline(text(&super::PURPOSE, false))
+        }
+        pub fn reason_or_null() -> RefOr<Schema> {
+            inline(text(&super::REASON, true))
+        }
+        pub fn models_or_null() -> RefOr<Schema> {
+            inline(texts(&super::MODEL, super::MODELS_MAX, true))
+        }
+        pub fn grace_hours_or_null() -> RefOr<Schema> {
+            inline(int(&super::GRACE_HOURS, true))
+        }
+        pub fn key_days_or_null() -> RefOr<Schema> {
+            inline(int(&super::KEY_DAYS, true))
+        }
+        pub fn per_minute_or_null() -> RefOr<Schema> {
+            inline(int(&super::PER_MINUTE, true))
+        }
+        pub fn monthly_tokens_or_null() -> RefOr<Schema> {
+            inline(int(&super::MONTHLY_TOKENS, true))
+        }
+        pub fn usage_days() -> RefOr<Schema> {
+            let mut s = int(&super::USAGE_DAYS, false);
+            s.default = Some(7.into());
+            inline(s)
+        }
     }
 
     #[cfg(test)]
@@ -418,14 +534,12 @@ pub mod key_rules {
             assert!(model_name("models", "a b").is_err());
             assert!(model_name("models", ":x").is_err());
             assert!(model_name("models", "a:b:c").is_err());
+            assert!(model_name("models", "a\0").is_err());
+            assert!(models("models", &[" ".into()]).is_err());
             assert_eq!(normalize_model("llama3.2"), "llama3.2:latest");
             assert_eq!(normalize_model("qwen2.5:0.5b"), "qwen2.5:0.5b");
             assert_eq!(
-                models(
-                    "models",
-                    &["llama3.2".into(), "llama3.2:latest".into(), " ".into()]
-                )
-                .unwrap(),
+                models("models", &["llama3.2".into(), "llama3.2:latest".into()]).unwrap(),
                 Some(vec!["llama3.2:latest".to_owned()])
             );
             assert_eq!(models("models", &[]).unwrap(), None);

@@ -1,16 +1,24 @@
 //! Serde types shared by the UI, the server functions and the REST API. No I/O.
 
 mod audit;
+mod cluster;
 mod error;
 mod identity;
 mod keys;
+mod operations;
 mod status;
+pub mod text;
 
 pub use error::AppError;
 pub use status::{DependencyState, DependencyStatus, StatusReport};
 mod profile;
 
-pub use audit::{AuditEntry, AuditFilter, Page};
+#[cfg(feature = "ssr")]
+pub use audit::paging_schema;
+pub use audit::{AUDIT_CURSOR, AuditEntry, AuditFilter, PAGE_LIMIT, PAGE_LIMIT_DEFAULT, Page};
+pub use cluster::{
+    AutoscalerReport, ClusterReport, LoadedModelReport, PodModel, PodReport, WorkloadReport,
+};
 pub use identity::{
     Me, Member, MembershipSource, MyTeam, NewMember, NewTeam, Team, TeamDetail, TeamPatch,
     TeamRole, User, rules,
@@ -19,5 +27,10 @@ pub use keys::{
     ApiKey, IssuedKey, KeyDecision, KeyRequest, KeyRequestOutcome, KeyRequestState, KeyScope,
     KeyState, ModelUsage, NewKeyRequest, RevokeKey, RotateKey, TeamPolicy, TeamPolicyPatch,
     UsageEvent, UsageSummary, key_rules,
+};
+pub use operations::{
+    MaintenanceSchedule, MaintenanceWindow, NewMaintenanceWindow, NewOperation, Operation,
+    OperationDetail, OperationFilter, OperationKind, OperationLogLine, OperationScope,
+    OperationState, OperationStep, StepState, operation_rules,
 };
 pub use profile::{About, Profile};

@@ -1,9 +1,11 @@
 //! One module per page.
 
 pub mod admin;
+pub mod cluster;
 pub mod home;
 pub mod keys;
 pub mod not_found;
+pub mod operations;
 pub mod signin;
 pub mod status;
 pub mod teams;

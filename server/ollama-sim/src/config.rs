@@ -19,6 +19,9 @@ pub struct SimConfig {
     pub default_tokens: u32,
     /// Delay between two progress lines of `/api/pull` and `/api/push`.
     pub pull_step: Duration,
+    /// `SIM_JOURNAL_LEN`: requests kept in the journal of what was received
+    /// (`GET /sim/requests`); 0 keeps none.
+    pub journal_len: usize,
 }
 
 impl Default for SimConfig {
@@ -35,6 +38,7 @@ impl Default for SimConfig {
             ],
             default_tokens: 24,
             pull_step: Duration::from_millis(30),
+            journal_len: crate::journal::DEFAULT_JOURNAL_LEN,
         }
     }
 }
@@ -44,7 +48,7 @@ impl SimConfig {
     ///
     /// Variables: `OLLAMA_NUM_PARALLEL`, `OLLAMA_MAX_QUEUE`, `SIM_TTFT_MS`,
     /// `SIM_TOKEN_MS`, `SIM_MODELS` (comma-separated), `SIM_DEFAULT_TOKENS`,
-    /// `SIM_PULL_STEP_MS`. A bad value is an error naming the variable.
+    /// `SIM_PULL_STEP_MS`, `SIM_JOURNAL_LEN`. A bad value is an error naming the variable.
     pub fn from_env() -> Result<Self, String> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -75,6 +79,9 @@ impl SimConfig {
                 return Err("SIM_DEFAULT_TOKENS must be at least 1".to_owned());
             }
             config.default_tokens = u32::try_from(n).map_err(|_| too_big("SIM_DEFAULT_TOKENS"))?;
+        }
+        if let Some(n) = number(&lookup, "SIM_JOURNAL_LEN")? {
+            config.journal_len = usize::try_from(n).map_err(|_| too_big("SIM_JOURNAL_LEN"))?;
         }
         if let Some(list) = lookup("SIM_MODELS") {
             let models: Vec<String> = list
@@ -130,6 +137,7 @@ mod tests {
         assert_eq!(config.max_queue, 512);
         assert_eq!(config.ttft, Duration::from_millis(20));
         assert_eq!(config.models.len(), 3);
+        assert_eq!(config.journal_len, 256);
     }
 
     #[test]
@@ -142,6 +150,7 @@ mod tests {
             ("SIM_MODELS", "a:1, b/c:latest ,"),
             ("SIM_DEFAULT_TOKENS", "3"),
             ("SIM_PULL_STEP_MS", "9"),
+            ("SIM_JOURNAL_LEN", "0"),
         ])
         .unwrap();
         assert_eq!(config.parallel, 2);
@@ -151,6 +160,7 @@ mod tests {
         assert_eq!(config.models, ["a:1", "b/c:latest"]);
         assert_eq!(config.default_tokens, 3);
         assert_eq!(config.pull_step, Duration::from_millis(9));
+        assert_eq!(config.journal_len, 0);
     }
 
     #[test]

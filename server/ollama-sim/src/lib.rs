@@ -3,7 +3,8 @@
 //! It answers Ollama's HTTP API (`/api/*`) and its OpenAI-compatible layer
 //! (`/v1/*`) field for field, with deterministic lorem-ipsum "models", real
 //! timing (time to first token, token gaps), Ollama's parallel slots and queue
-//! limit, cancellation when a client goes away, and faults tests can inject.
+//! limit, cancellation when a client goes away, faults tests can inject, and
+//! a journal of the requests it received.
 //! Corral uses it for gateway integration tests, benchmarks and the zero-setup
 //! local run.
 //!
@@ -22,6 +23,7 @@ mod embedding;
 mod error;
 mod faults;
 mod generation;
+mod journal;
 mod names;
 mod routes;
 mod schema;
@@ -33,6 +35,7 @@ use std::sync::Arc;
 
 pub use config::SimConfig;
 pub use faults::Fault;
+pub use journal::{BodyEnd, DEFAULT_JOURNAL_LEN, Framing, ReceivedRequest};
 pub use routes::models::OLLAMA_VERSION;
 pub use stats::SimStats;
 pub use text::{MARKER_INVALID_JSON, MARKER_SCHEMA_VIOLATION, MARKER_TOKENS};
@@ -66,10 +69,19 @@ impl Sim {
         self.shared.faults.push(fault);
     }
 
-    /// Clears queued faults and zeroes the counters (as `POST /sim/reset`).
+    /// The last requests received on Ollama's endpoints, oldest first (as
+    /// `GET /sim/requests`): head, framing and body as they arrived. A request
+    /// whose body is still arriving is there with [`BodyEnd::Receiving`].
+    pub fn requests(&self) -> Vec<ReceivedRequest> {
+        self.shared.journal.snapshot()
+    }
+
+    /// Clears queued faults and the journal and zeroes the counters (as
+    /// `POST /sim/reset`).
     pub fn reset(&self) {
         self.shared.faults.clear();
         self.shared.counters.reset();
+        self.shared.journal.clear();
     }
 
     /// The configuration the simulator runs with.

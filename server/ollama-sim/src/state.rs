@@ -9,6 +9,7 @@ use crate::catalog::Registry;
 use crate::clock;
 use crate::config::SimConfig;
 use crate::faults::FaultQueue;
+use crate::journal::Journal;
 use crate::stats::Counters;
 
 /// Everything behind a [`crate::Sim`].
@@ -17,6 +18,7 @@ pub(crate) struct Shared {
     pub(crate) config: SimConfig,
     pub(crate) counters: Counters,
     pub(crate) faults: FaultQueue,
+    pub(crate) journal: Journal,
     slots: Arc<Semaphore>,
     registry: Mutex<Registry>,
 }
@@ -33,6 +35,7 @@ impl Shared {
             slots: Arc::new(Semaphore::new(config.parallel.max(1))),
             counters: Counters::default(),
             faults: FaultQueue::default(),
+            journal: Journal::new(config.journal_len),
             registry: Mutex::new(registry),
             config,
         }

@@ -134,11 +134,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
+        .and_then(app::domain::keys::token::bearer)
 }
 
 /// CSRF protection for every state-changing browser request: the request
@@ -189,10 +185,14 @@ fn same_origin(headers: &HeaderMap, public_url: &str) -> Result<(), &'static str
 /// redirected to the sign-in page and back afterwards.
 pub async fn require_sign_in(req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    let protected = path == "/teams"
-        || path.starts_with("/teams/")
-        || path == "/admin"
-        || path.starts_with("/admin/");
+    let protected = ["/teams", "/admin", "/cluster", "/operations"]
+        .iter()
+        .any(|p| {
+            path == *p
+                || path
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        });
     if protected && req.method() == Method::GET && req.extensions().get::<Actor>().is_none() {
         let next_url = req
             .uri()

@@ -444,6 +444,23 @@ async fn complete(
         groups,
         is_admin,
     };
+    if let Err(app::model::AppError::Validation { field, message }) = identity.check_storable() {
+        let claim = match field.as_str() {
+            "username" if claims.preferred_username().is_some() => "preferred_username",
+            "username" | "subject" => "sub",
+            "display_name" => "name",
+            "groups" => oidc.groups_claim.as_str(),
+            "issuer" => "iss",
+            other => other,
+        };
+        return Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Sign-in refused",
+            format!(
+                "The identity provider's {claim} claim for you {message}. Ask the identity provider's administrator to correct it, then sign in again."
+            ),
+        ));
+    }
 
     let unavailable = |_| {
         (

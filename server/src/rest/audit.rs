@@ -5,25 +5,51 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use utoipa::IntoParams;
+use utoipa::openapi::path::{Parameter, ParameterIn};
 
 use super::problem::Problem;
-use super::{Caller, Params};
+use super::{Caller, Params, param};
 use crate::ServerState;
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Deserialize)]
 pub struct AuditQuery {
-    /// Username of the actor (`corral` for Corral itself).
     actor: Option<String>,
-    /// Exact action, or a prefix ending in `.` such as `membership.`.
     action: Option<String>,
-    /// Team slug.
     team: Option<String>,
-    /// Items per page, 1 to 200.
-    #[param(minimum = 1, maximum = 200, default = 50)]
     limit: Option<i64>,
-    /// `next_cursor` from the previous page.
     cursor: Option<String>,
+}
+
+impl IntoParams for AuditQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        use app::model::paging_schema::{audit_cursor, filter, limit};
+        let q = ParameterIn::Query;
+        vec![
+            param(
+                "actor",
+                q.clone(),
+                "Username of the actor (`corral` for Corral itself).",
+                filter(),
+                None,
+            ),
+            param(
+                "action",
+                q.clone(),
+                "Exact action, or a prefix ending in `.` such as `membership.`.",
+                filter(),
+                None,
+            ),
+            param("team", q.clone(), "Team slug.", filter(), None),
+            param("limit", q.clone(), "Items per page.", limit(), None),
+            param(
+                "cursor",
+                q,
+                "`next_cursor` from the previous page.",
+                audit_cursor(),
+                None,
+            ),
+        ]
+    }
 }
 
 /// The audit log, newest first (admins only).
@@ -50,7 +76,7 @@ pub async fn list_audit(
             &actor,
             &filter,
             q.cursor.as_deref(),
-            q.limit.unwrap_or(50),
+            q.limit.unwrap_or(app::model::PAGE_LIMIT_DEFAULT),
         )
         .await?,
     ))

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use uuid::Uuid;
 
 use super::problem::Problem;
-use super::{Body, Caller, Params};
+use super::{Body, Caller, Params, SlugPath};
 use crate::ServerState;
 
 fn db_err(e: sqlx::Error) -> Problem {
@@ -27,14 +27,17 @@ fn parse_id(id: &str) -> Result<Uuid, app::domain::Error> {
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RequestQuery {
-    /// `pending`, `approved`, `denied`, `issued` or `withdrawn`.
+    /// Only requests in this state.
+    #[param(value_type = Option<KeyRequestState>)]
     pub state: Option<String>,
 }
 
 impl RequestQuery {
+    /// Read here rather than by serde, so that a bad value is a problem
+    /// naming `state`.
     fn state(&self) -> Result<Option<KeyRequestState>, app::domain::Error> {
         match self.state.as_deref() {
-            None | Some("") => Ok(None),
+            None => Ok(None),
             Some(s) => {
                 KeyRequestState::parse(s)
                     .map(Some)
@@ -51,7 +54,7 @@ impl RequestQuery {
 /// A team's key requests: all of them for owners and admins, one's own for
 /// members.
 #[utoipa::path(get, path = "/api/v1/teams/{slug}/key-requests", tag = "keys",
-    params(("slug" = String, Path, description = "Team slug"), RequestQuery),
+    params(SlugPath, RequestQuery),
     responses(
         (status = 200, body = Vec<KeyRequest>),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -74,7 +77,7 @@ pub async fn list_requests(
 /// once and `issued.secret` is the only time the secret is shown.
 #[utoipa::path(post, path = "/api/v1/teams/{slug}/key-requests", tag = "keys",
     request_body = NewKeyRequest,
-    params(("slug" = String, Path, description = "Team slug")),
+    params(SlugPath),
     responses(
         (status = 201, body = KeyRequestOutcome),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -185,7 +188,7 @@ pub async fn claim_key(
 
 /// A team's keys: all of them for owners and admins, one's own for members.
 #[utoipa::path(get, path = "/api/v1/teams/{slug}/keys", tag = "keys",
-    params(("slug" = String, Path, description = "Team slug")),
+    params(SlugPath),
     responses(
         (status = 200, body = Vec<ApiKey>),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -266,7 +269,7 @@ pub async fn rotate_key(
 
 /// The team's models, limits and key policy.
 #[utoipa::path(get, path = "/api/v1/teams/{slug}/policy", tag = "keys",
-    params(("slug" = String, Path, description = "Team slug")),
+    params(SlugPath),
     responses(
         (status = 200, body = TeamPolicy),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -285,7 +288,7 @@ pub async fn get_policy(
 /// clears a limit.
 #[utoipa::path(patch, path = "/api/v1/teams/{slug}/policy", tag = "admin",
     request_body = TeamPolicyPatch,
-    params(("slug" = String, Path, description = "Team slug")),
+    params(SlugPath),
     responses(
         (status = 200, body = TeamPolicy),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -306,18 +309,29 @@ pub async fn update_policy(
 }
 
 /// `?days=` on usage.
-#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, serde::Deserialize)]
 pub struct UsageQuery {
-    /// How many days back, 1 to 90 (default 7).
-    #[param(minimum = 1, maximum = 90, default = 7)]
     pub days: Option<i64>,
+}
+
+impl utoipa::IntoParams for UsageQuery {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        vec![super::param(
+            "days",
+            utoipa::openapi::path::ParameterIn::Query,
+            "How many days back.",
+            app::model::key_rules::schema::usage_days(),
+            None,
+        )]
+    }
 }
 
 /// The team's usage through the gateway: totals and per model since `days`
 /// ago, this month's tokens against the quota, and the latest requests.
 #[utoipa::path(get, path = "/api/v1/teams/{slug}/usage", tag = "usage",
-    params(("slug" = String, Path, description = "Team slug"), UsageQuery),
+    params(SlugPath, UsageQuery),
     responses(
         (status = 200, body = UsageSummary),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -331,13 +345,7 @@ pub async fn team_usage(
     Params(q): Params<UsageQuery>,
 ) -> Result<Json<UsageSummary>, Problem> {
     let days = q.days.unwrap_or(7);
-    if !(1..=90).contains(&days) {
-        return Err(app::domain::Error::Validation {
-            field: "days".into(),
-            message: "must be between 1 and 90".into(),
-        }
-        .into());
-    }
+    app::model::key_rules::USAGE_DAYS.check("days", days)?;
     let since = time::OffsetDateTime::now_utc() - time::Duration::days(days);
     let mut conn = s.app.db.acquire().await.map_err(db_err)?;
     Ok(Json(

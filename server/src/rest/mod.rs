@@ -5,7 +5,9 @@
 pub mod audit;
 pub mod docs;
 pub mod keys;
+pub mod maintenance;
 pub mod me;
+pub mod operations;
 pub mod problem;
 pub mod teams;
 
@@ -13,8 +15,10 @@ use app::domain::Actor;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::openapi::{RefOr, Required, Schema};
+use utoipa::{IntoParams, Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -36,6 +40,7 @@ use problem::{Problem, from_rejection};
         (name = "teams", description = "Teams and their members"),
         (name = "keys", description = "API key requests, keys and team policy"),
         (name = "usage", description = "What a team used through the gateway"),
+        (name = "cluster", description = "The Ollama workloads: their state, and pulls, deletes, copies and scaling as durable operations"),
         (name = "admin", description = "Platform admins only"),
     )
 )]
@@ -88,6 +93,16 @@ pub fn routes() -> (axum::Router<ServerState>, utoipa::openapi::OpenApi) {
         .routes(routes!(keys::rotate_key))
         .routes(routes!(keys::get_policy, keys::update_policy))
         .routes(routes!(keys::team_usage))
+        .routes(routes!(
+            operations::list_operations,
+            operations::start_operation
+        ))
+        .routes(routes!(operations::get_operation))
+        .routes(routes!(operations::cancel_operation))
+        .routes(routes!(operations::operation_events))
+        .routes(routes!(operations::get_cluster))
+        .routes(routes!(maintenance::list_windows, maintenance::add_window))
+        .routes(routes!(maintenance::remove_window))
         .split_for_parts()
 }
 
@@ -109,13 +124,28 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-/// A JSON body whose errors are problems naming what was wrong.
+/// A JSON object body whose errors are problems naming what was wrong.
 pub struct Body<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let bytes =
+            axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+                .await
+                .map_err(|e| from_rejection("body", e.body_text()))?;
+        // Every body is an object: serde would also read a struct from an
+        // array of its fields in order (`[null, null]`), which the document
+        // does not allow.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(from_rejection(
+                "body",
+                "the body must be a JSON object".into(),
+            ));
+        }
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Body(v)),
             Err(e) => Err(from_rejection("body", e.body_text())),
@@ -137,19 +167,98 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
     }
 }
 
+/// One parameter, its schema made from the rule the code checks.
+/// (utoipa's `schema_with` on a derived `IntoParams` field drops the
+/// description and `required`, so these are listed by hand.)
+pub fn param(
+    name: &str,
+    at: ParameterIn,
+    description: &str,
+    schema: RefOr<Schema>,
+    example: Option<&str>,
+) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(at.clone())
+        .required(if at == ParameterIn::Path {
+            Required::True
+        } else {
+            Required::False
+        })
+        .description(Some(description))
+        .schema(Some(schema))
+        .example(example.map(serde_json::Value::from))
+        .build()
+}
+
 /// `?limit=&cursor=` on list endpoints.
-#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, serde::Deserialize)]
 pub struct Paging {
-    /// Items per page, 1 to 200.
-    #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<i64>,
-    /// `next_cursor` from the previous page.
     pub cursor: Option<String>,
+}
+
+impl IntoParams for Paging {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        use app::model::paging_schema;
+        vec![
+            param(
+                "limit",
+                ParameterIn::Query,
+                "Items per page.",
+                paging_schema::limit(),
+                None,
+            ),
+            param(
+                "cursor",
+                ParameterIn::Query,
+                "`next_cursor` from the previous page.",
+                paging_schema::cursor(),
+                None,
+            ),
+        ]
+    }
 }
 
 impl Paging {
     pub fn limit(&self) -> i64 {
-        self.limit.unwrap_or(50)
+        self.limit.unwrap_or(app::model::PAGE_LIMIT_DEFAULT)
+    }
+}
+
+/// `{slug}` in a path (its documentation: handlers take `Path`).
+pub struct SlugPath;
+
+impl IntoParams for SlugPath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![slug_param()]
+    }
+}
+
+fn slug_param() -> Parameter {
+    param(
+        "slug",
+        ParameterIn::Path,
+        "Team slug.",
+        app::model::rules::schema::slug(),
+        Some("team-a"),
+    )
+}
+
+/// `{slug}` and `{username}` in a path (their documentation).
+pub struct MemberPath;
+
+impl IntoParams for MemberPath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            slug_param(),
+            param(
+                "username",
+                ParameterIn::Path,
+                "Member's username.",
+                app::model::rules::schema::username(),
+                Some("mia"),
+            ),
+        ]
     }
 }

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use super::problem::Problem;
-use super::{Body, Caller, Paging, Params};
+use super::{Body, Caller, MemberPath, Paging, Params, SlugPath};
 use crate::ServerState;
 
 /// The caller's teams (every team, for admins), by slug.
@@ -28,7 +28,7 @@ pub async fn list_teams(
 
 /// One team with its members. 404 for teams the caller is not in.
 #[utoipa::path(get, path = "/api/v1/teams/{slug}", tag = "teams",
-    params(("slug" = String, Path, description = "Team slug")),
+    params(SlugPath),
     responses(
         (status = 200, body = TeamDetail),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -67,7 +67,7 @@ pub async fn create_team(
 
 /// Changes a team's name or description (admins only).
 #[utoipa::path(patch, path = "/api/v1/teams/{slug}", tag = "admin", request_body = TeamPatch,
-    params(("slug" = String, Path, description = "Team slug")),
+    params(SlugPath),
     responses(
         (status = 200, body = Team),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -89,7 +89,7 @@ pub async fn update_team(
 
 /// Adds someone who has signed in to a team by hand (admins only).
 #[utoipa::path(post, path = "/api/v1/teams/{slug}/members", tag = "admin", request_body = NewMember,
-    params(("slug" = String, Path, description = "Team slug")),
+    params(SlugPath),
     responses(
         (status = 201, body = Member),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -114,7 +114,7 @@ pub async fn add_member(
 /// Removes a membership an admin added (admins only). Memberships from the
 /// IdP are changed in the IdP: 409.
 #[utoipa::path(delete, path = "/api/v1/teams/{slug}/members/{username}", tag = "admin",
-    params(("slug" = String, Path, description = "Team slug"), ("username" = String, Path, description = "Member's username")),
+    params(MemberPath),
     responses(
         (status = 204),
         (status = 401, body = Problem, content_type = "application/problem+json"),

@@ -19,7 +19,6 @@ use server::{ServerState, SessionConfig};
 use sqlx::PgPool;
 use tower::ServiceExt;
 
-pub mod gateway;
 pub mod idp;
 
 /// The origin the test app believes it is served from.
@@ -68,7 +67,7 @@ impl TestApp {
         let state = ServerState {
             app: AppState {
                 leptos_options,
-                db,
+                db: db.clone(),
                 runtime: Arc::new(Runtime {
                     profile: Profile::Local,
                     version: env!("CARGO_PKG_VERSION"),
@@ -78,9 +77,23 @@ impl TestApp {
                     gateway_url: None,
                 }),
                 probes: server::probes(&auth),
+                cluster: Arc::new(server::cluster::Cluster::new(
+                    cluster::Driver::Static(cluster::StaticDriver::new(
+                        "ollama",
+                        vec![url::Url::parse("http://127.0.0.1:9").unwrap()],
+                    )),
+                    app::domain::operations::Workload {
+                        name: "ollama".into(),
+                        min_replicas: 1,
+                        max_replicas: 4,
+                        shared_models: false,
+                        can_scale: false,
+                    },
+                )),
             },
             auth,
             metrics: Metrics::new(),
+            operation_events: server::operation_events::OperationEvents::start(db.clone()),
             sessions: SessionConfig {
                 key: SessionConfig::key_from(Some("test-secret-test-secret-test-secret!")),
                 secure: false,

@@ -98,9 +98,7 @@ pub async fn update_policy(
         after.self_service_keys = v;
     }
     if let Some(days) = patch.max_key_days {
-        if !(1..=3650).contains(&days) {
-            return Err(validation("max_key_days", "must be between 1 and 3650"));
-        }
+        key_rules::KEY_DAYS.check("max_key_days", days.into())?;
         after.max_key_days = days;
     }
     for (field, value, slot) in [
@@ -108,7 +106,7 @@ pub async fn update_policy(
         ("tpm_limit", patch.tpm_limit, &mut after.tpm_limit),
     ] {
         if let Some(v) = value {
-            if v.is_some_and(|v| v <= 0) {
+            if v.is_some_and(|v| !key_rules::PER_MINUTE.contains(v.into())) {
                 return Err(validation(
                     field,
                     "must be a positive number, or null for no limit",
@@ -118,7 +116,7 @@ pub async fn update_policy(
         }
     }
     if let Some(v) = patch.monthly_token_quota {
-        if v.is_some_and(|v| v <= 0) {
+        if v.is_some_and(|v| !key_rules::MONTHLY_TOKENS.contains(v)) {
             return Err(validation(
                 "monthly_token_quota",
                 "must be a positive number, or null for no quota",
@@ -239,7 +237,7 @@ pub async fn request(
     actor.authorize(Action::RequestKey(team_id))?;
     let policy = fetch_policy(&mut *tx, team_id).await?;
     key_rules::name(&new.name)?;
-    key_rules::text("purpose", &new.purpose, key_rules::PURPOSE_MAX)?;
+    key_rules::PURPOSE.check("purpose", &new.purpose)?;
     let models = key_rules::models("models", new.models.as_deref().unwrap_or_default())?;
     check_within_team(models.as_deref(), policy.allowed_models.as_deref())?;
     let mut scopes = new
@@ -428,20 +426,22 @@ pub async fn decide(
             state.as_str()
         )));
     }
+    match (decision.approve, decision.reason.as_deref()) {
+        (true, Some(r)) => key_rules::REASON.check("reason", r)?,
+        (true, None) => {}
+        (false, Some(r)) if !r.trim().is_empty() => key_rules::REASON_GIVEN.check("reason", r)?,
+        (false, _) => {
+            return Err(validation(
+                "reason",
+                "say why the request is denied; the requester sees it",
+            ));
+        }
+    }
     let reason = decision
         .reason
         .as_deref()
         .map(str::trim)
         .filter(|r| !r.is_empty());
-    if let Some(r) = reason {
-        key_rules::text("reason", r, key_rules::REASON_MAX)?;
-    }
-    if !decision.approve && reason.is_none() {
-        return Err(validation(
-            "reason",
-            "say why the request is denied; the requester sees it",
-        ));
-    }
     let new_state = if decision.approve {
         KeyRequestState::Approved
     } else {
@@ -706,10 +706,10 @@ pub async fn revoke(
     reason: Option<&str>,
 ) -> Result<ApiKey> {
     let (team_id, _) = locked_key(tx, actor, id).await?;
-    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
     if let Some(r) = reason {
-        key_rules::text("reason", r, key_rules::REASON_MAX)?;
+        key_rules::REASON.check("reason", r)?;
     }
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
     let before = one_key(&mut *tx, id).await?;
     if before.revoked_at.is_some() {
         return Err(Error::Conflict("this key is already revoked".into()));
@@ -758,12 +758,7 @@ pub async fn rotate(
         return Err(Error::Forbidden);
     }
     let grace = grace_hours.unwrap_or(DEFAULT_GRACE_HOURS);
-    if !(0..=key_rules::GRACE_HOURS_MAX).contains(&grace) {
-        return Err(validation(
-            "grace_hours",
-            format!("must be between 0 and {}", key_rules::GRACE_HOURS_MAX),
-        ));
-    }
+    key_rules::GRACE_HOURS.check("grace_hours", grace.into())?;
     let old = one_key(&mut *tx, id).await?;
     if matches!(old.state, KeyState::Revoked | KeyState::Expired) {
         return Err(Error::Conflict(

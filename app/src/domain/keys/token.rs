@@ -23,6 +23,16 @@ pub const KEY_LEN: usize = PREFIX.len() + PUBLIC_ID_LEN + 1 + SECRET_LEN + CHECK
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
+/// The token of an `Authorization: Bearer <token>` header value (the
+/// scheme in either case that clients send), trimmed; `None` for any other
+/// scheme. The portal's REST API and the gateway read keys through this.
+pub fn bearer(authorization: &str) -> Option<&str> {
+    authorization
+        .strip_prefix("Bearer ")
+        .or_else(|| authorization.strip_prefix("bearer "))
+        .map(str::trim)
+}
+
 /// The server-side secret mixed into every key's HMAC. The HMAC's keyed
 /// state is computed once, here, not for every key checked.
 #[derive(Clone)]

@@ -1,4 +1,5 @@
-//! The simulator's own endpoints under `/sim`: counters, fault injection, reset.
+//! The simulator's own endpoints under `/sim`: counters, the journal of
+//! requests received, fault injection, reset.
 
 use std::sync::Arc;
 
@@ -10,12 +11,18 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::{Dialect, parse_body};
 use crate::faults::Fault;
+use crate::journal::ReceivedRequest;
 use crate::state::Shared;
 use crate::stats::SimStats;
 
 /// `GET /sim/stats`.
 pub(crate) async fn stats(State(shared): State<Arc<Shared>>) -> Json<SimStats> {
     Json(shared.counters.snapshot())
+}
+
+/// `GET /sim/requests`: the requests kept in the journal, oldest first.
+pub(crate) async fn requests(State(shared): State<Arc<Shared>>) -> Json<Vec<ReceivedRequest>> {
+    Json(shared.journal.snapshot())
 }
 
 /// `POST /sim/faults` with a [`Fault`] body: 204.
@@ -38,9 +45,10 @@ pub(crate) async fn fault(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
     }
 }
 
-/// `POST /sim/reset`: clears queued faults and zeroes the counters.
+/// `POST /sim/reset`: clears queued faults and the journal, zeroes the counters.
 pub(crate) async fn reset(State(shared): State<Arc<Shared>>) -> StatusCode {
     shared.faults.clear();
     shared.counters.reset();
+    shared.journal.clear();
     StatusCode::NO_CONTENT
 }

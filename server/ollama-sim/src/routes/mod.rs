@@ -25,7 +25,7 @@ use crate::state::Shared;
 use crate::stats::Counters;
 
 /// Requests bigger than this are refused (images make Ollama bodies large).
-const BODY_LIMIT: usize = 100 * 1024 * 1024;
+pub(crate) const BODY_LIMIT: usize = 100 * 1024 * 1024;
 
 /// Every route, with `shared` as state.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -58,9 +58,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .layer(middleware::from_fn_with_state(
             Arc::clone(&shared),
             count_request,
+        ))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            record_request,
         ));
     let control = Router::new()
         .route("/sim/stats", get(control::stats))
+        .route("/sim/requests", get(control::requests))
         .route("/sim/faults", post(control::fault))
         .route("/sim/reset", post(control::reset));
     control
@@ -76,6 +81,18 @@ async fn count_request(
 ) -> Response {
     Counters::bump(&shared.counters.requests);
     next.run(request).await
+}
+
+/// Records the request in the journal, its body read whole first as
+/// Ollama's handlers read it before they start.
+async fn record_request(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = shared.journal.receive(&parts, body).await;
+    next.run(Request::from_parts(parts, body)).await
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response {

@@ -1,0 +1,8 @@
+//! What the gateway's tests share: a gateway in-process or as a process,
+//! ollama-sim upstreams, keys issued through the domain.
+#![allow(dead_code, reason = "shared by several test crates, each using a part")]
+
+pub mod gateway;
+
+/// The key pepper every test gateway uses.
+pub const TEST_PEPPER: &str = "corral-test-pepper-0123456789abcdef";

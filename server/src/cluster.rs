@@ -1,0 +1,170 @@
+//! The cluster as `corral` drives it: the configured driver and workloads,
+//! and the live report the cluster page and `GET /api/v1/cluster` show
+//! (the driver's view of each workload, and each pod's Ollama asked at
+//! once for its models and what it has loaded).
+
+use std::sync::Arc;
+
+use app::domain::ClusterView;
+use app::domain::operations::{Workload, Workloads};
+use app::model::{
+    AutoscalerReport, ClusterReport, LoadedModelReport, PodModel, PodReport, WorkloadReport,
+};
+use cluster::{Driver, Ollama, Pod};
+use tokio::task::JoinSet;
+
+use crate::settings::{ClusterDriver, ModelsVolume, Settings};
+
+/// The driver, the workloads and a client for the pods' Ollamas.
+pub struct Cluster {
+    pub driver: Arc<Driver>,
+    pub workloads: Arc<Workloads>,
+    pub ollama: Ollama,
+}
+
+impl Cluster {
+    /// From the `cluster.*` settings.
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        let driver = match settings.cluster.driver {
+            ClusterDriver::Static => Driver::Static(cluster::StaticDriver::new(
+                settings.cluster.workload.clone(),
+                settings.static_urls().map_err(anyhow::Error::msg)?,
+            )),
+            ClusterDriver::Kubernetes => anyhow::bail!(
+                "cluster.driver (CORRAL_CLUSTER__DRIVER): \"kubernetes\" is not available in this build yet; use \"static\""
+            ),
+        };
+        Ok(Self::new(
+            driver,
+            Workload {
+                name: settings.cluster.workload.clone(),
+                min_replicas: settings.cluster.min_replicas,
+                max_replicas: settings.cluster.max_replicas,
+                shared_models: settings.cluster.models_volume == ModelsVolume::Shared,
+                can_scale: false,
+            },
+        ))
+    }
+
+    /// One workload on `driver` (`can_scale` is the driver's to say).
+    pub fn new(driver: Driver, mut workload: Workload) -> Self {
+        workload.can_scale = driver.can_scale();
+        Self {
+            driver: Arc::new(driver),
+            workloads: Arc::new(Workloads(vec![workload])),
+            ollama: Ollama::new(),
+        }
+    }
+
+    async fn workload_report(&self, w: &Workload) -> WorkloadReport {
+        let mut report = WorkloadReport {
+            name: w.name.clone(),
+            driver: self.driver.kind().into(),
+            can_scale: w.can_scale,
+            min_replicas: w.min_replicas,
+            max_replicas: w.max_replicas,
+            shared_models: w.shared_models,
+            ..Default::default()
+        };
+        let state = match self.driver.state(&w.name).await {
+            Ok(s) => s,
+            Err(e) => {
+                report.error = Some(e.to_string());
+                return report;
+            }
+        };
+        report.location = state.location;
+        report.desired = state.desired;
+        report.ready = state.ready;
+        report.available = state.available;
+        report.autoscaler = state.autoscaler.map(|a| AutoscalerReport {
+            name: a.name,
+            min_replicas: a.min_replicas,
+            max_replicas: a.max_replicas,
+            current_replicas: a.current_replicas,
+            desired_replicas: a.desired_replicas,
+            metric: a.metric,
+            current_value: a.current_value,
+            target_value: a.target_value,
+        });
+        let mut asked = JoinSet::new();
+        for (i, pod) in state.pods.into_iter().enumerate() {
+            let ollama = self.ollama.clone();
+            asked.spawn(async move { (i, pod_report(&ollama, pod).await) });
+        }
+        let mut pods: Vec<(usize, PodReport)> = asked.join_all().await;
+        pods.sort_by_key(|(i, _)| *i);
+        report.pods = pods.into_iter().map(|(_, p)| p).collect();
+        report.uneven_models = WorkloadReport::find_uneven(&report.pods);
+        report
+    }
+}
+
+/// A pod, and what its Ollama says when it has an address and is running.
+async fn pod_report(ollama: &Ollama, pod: Pod) -> PodReport {
+    let mut report = PodReport {
+        name: pod.name,
+        endpoint: pod.endpoint.as_ref().map(|u| u.to_string()),
+        phase: pod.phase,
+        ready: pod.ready,
+        node: pod.node,
+        gpus: pod.gpus,
+        restarts: pod.restarts,
+        reason: pod.reason,
+        ..Default::default()
+    };
+    let Some(url) = pod.endpoint else {
+        report.ollama_error = Some("the pod has no address yet".into());
+        return report;
+    };
+    let (version, tags, ps) =
+        tokio::join!(ollama.version(&url), ollama.tags(&url), ollama.ps(&url));
+    let bytes = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    match (version, tags, ps) {
+        (Ok(v), Ok(tags), Ok(ps)) => {
+            report.ollama_version = Some(v);
+            report.models = tags
+                .into_iter()
+                .map(|m| PodModel {
+                    name: m.name,
+                    size: bytes(m.size),
+                    digest: m.digest,
+                    parameter_size: m.details.parameter_size,
+                    quantization_level: m.details.quantization_level,
+                })
+                .collect();
+            report.models.sort_by(|a, b| a.name.cmp(&b.name));
+            report.loaded = ps
+                .into_iter()
+                .map(|m| LoadedModelReport {
+                    name: m.name,
+                    size: bytes(m.size),
+                    size_vram: bytes(m.size_vram),
+                    expires_at: m.expires_at,
+                })
+                .collect();
+        }
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            report.ollama_error = Some(e.to_string());
+        }
+    }
+    report
+}
+
+impl ClusterView for Cluster {
+    fn workloads(&self) -> &Workloads {
+        &self.workloads
+    }
+
+    fn report(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ClusterReport> + Send + '_>> {
+        Box::pin(async move {
+            let mut workloads = Vec::new();
+            for w in &self.workloads.0 {
+                workloads.push(self.workload_report(w).await);
+            }
+            ClusterReport { workloads }
+        })
+    }
+}

@@ -1,0 +1,3 @@
+//! Background work of a `corral` process: the operations runner.
+
+pub mod operations;
