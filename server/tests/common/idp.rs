@@ -30,60 +30,86 @@ mod tempdir {
 }
 
 impl Idp {
-    /// Starts the IdP; panics with a clear message if Node or its packages
-    /// are missing (scripts/setup --test installs them).
+    /// Starts the IdP; panics with a clear message (and the IdP's own
+    /// output) if Node or its packages are missing (scripts/setup --test
+    /// installs them) or it does not come up. A port taken between choosing
+    /// it and Node binding it is retried on another.
     pub async fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let idp_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../end2end/idp");
         assert!(
             idp_dir.join("node_modules/oidc-provider").is_dir(),
             "the test IdP's npm packages are missing: run scripts/setup --test"
         );
-        let tmp = std::env::temp_dir().join(format!("corral-idp-{port}"));
-        std::fs::create_dir_all(&tmp).unwrap();
-        let child = Command::new("node")
-            .arg("server.mjs")
-            .current_dir(&idp_dir)
-            .env("OP_PORT", port.to_string())
-            .env("OP_TEST_CONTROLS", "1")
-            .env("OP_JWKS", tmp.join("jwks.json"))
-            .env("OP_USERS", idp_dir.join("users.json"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node runs the test IdP");
-        let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut attempt = 0;
         loop {
-            if http
-                .get(format!("{base}/health"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                break;
+            attempt += 1;
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let tmp =
+                std::env::temp_dir().join(format!("corral-idp-{port}-{}", std::process::id()));
+            std::fs::create_dir_all(&tmp).unwrap();
+            let dir = tempdir::Dir(tmp.clone());
+            let log_path = tmp.join("idp.log");
+            let log = std::fs::File::create(&log_path).unwrap();
+            let mut child = Command::new("node")
+                .arg("server.mjs")
+                .current_dir(&idp_dir)
+                .env("OP_PORT", port.to_string())
+                .env("OP_TEST_CONTROLS", "1")
+                .env("OP_JWKS", tmp.join("jwks.json"))
+                .env("OP_USERS", idp_dir.join("users.json"))
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("node runs the test IdP");
+            let base = format!("http://127.0.0.1:{port}");
+            // Generous: six of these start at once on a loaded 2-core CI box.
+            let deadline = Instant::now() + Duration::from_secs(90);
+            let outcome = loop {
+                if http
+                    .get(format!("{base}/health"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+                {
+                    break Ok(());
+                }
+                if let Ok(Some(status)) = child.try_wait() {
+                    break Err(format!("exited with {status}"));
+                }
+                if Instant::now() >= deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break Err("did not answer /health within 90 s".to_string());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            match outcome {
+                Ok(()) => {
+                    return Self {
+                        child,
+                        issuer: format!("{base}/realms/corral"),
+                        base,
+                        http,
+                        _dir: dir,
+                    };
+                }
+                Err(why) => {
+                    let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+                    if output.contains("EADDRINUSE") && attempt < 5 {
+                        continue;
+                    }
+                    panic!("test IdP on {base} {why}; its output:\n{output}");
+                }
             }
-            assert!(
-                Instant::now() < deadline,
-                "test IdP did not start on {base}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Self {
-            child,
-            issuer: format!("{base}/realms/corral"),
-            base,
-            http,
-            _dir: tempdir::Dir(tmp),
         }
     }
 
