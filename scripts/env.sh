@@ -12,6 +12,8 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/corral/target}
 # are linked here.
 TOOLS_BIN=$HOME/.cache/corral/bin
 export PATH="$TOOLS_BIN:$HOME/.cargo/bin:$PATH"
+# The test Kubernetes control plane (scripts/k8s/build), built once.
+export K8S_HOME=${K8S_HOME:-$HOME/.cache/corral/k8s}
 # Builds use the committed .sqlx/ query metadata; no database is needed to compile.
 export SQLX_OFFLINE=true
 
