@@ -23,24 +23,36 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// From the `cluster.*` settings.
-    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
-        let driver = match settings.cluster.driver {
+    /// From the `cluster.*` settings. A Kubernetes API that is away does
+    /// not stop Corral: the cluster page says so.
+    pub async fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        let c = &settings.cluster;
+        let driver = match c.driver {
             ClusterDriver::Static => Driver::Static(cluster::StaticDriver::new(
-                settings.cluster.workload.clone(),
+                c.workload.clone(),
                 settings.static_urls().map_err(anyhow::Error::msg)?,
             )),
-            ClusterDriver::Kubernetes => anyhow::bail!(
-                "cluster.driver (CORRAL_CLUSTER__DRIVER): \"kubernetes\" is not available in this build yet; use \"static\""
+            ClusterDriver::Kubernetes => Driver::Kubernetes(
+                cluster::KubernetesDriver::connect(cluster::KubernetesOptions {
+                    kubeconfig: c.kubeconfig.clone(),
+                    namespace: c.namespace.clone(),
+                    workload: c.workload.clone(),
+                    autoscaler: c.autoscaler.clone(),
+                    ollama_port: c.ollama_port,
+                })
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("cluster.driver (CORRAL_CLUSTER__DRIVER) \"kubernetes\": {e}")
+                })?,
             ),
         };
         Ok(Self::new(
             driver,
             Workload {
-                name: settings.cluster.workload.clone(),
-                min_replicas: settings.cluster.min_replicas,
-                max_replicas: settings.cluster.max_replicas,
-                shared_models: settings.cluster.models_volume == ModelsVolume::Shared,
+                name: c.workload.clone(),
+                min_replicas: c.min_replicas,
+                max_replicas: c.max_replicas,
+                shared_models: c.models_volume == ModelsVolume::Shared,
                 can_scale: false,
             },
         ))

@@ -52,7 +52,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
             u64::from(settings.session.absolute_timeout_hours) * 3600,
         ),
     });
-    let cluster = Arc::new(server::cluster::Cluster::from_settings(&settings)?);
+    let cluster = Arc::new(server::cluster::Cluster::from_settings(&settings).await?);
     let state = ServerState {
         app: AppState {
             leptos_options,
@@ -119,6 +119,14 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
             "operations runner started"
         );
         tokio::spawn(runner.run(server::shutdown_signal()));
+        let reconciler = server::workers::reconcile::Reconciler {
+            db: db.clone(),
+            driver: cluster.driver.clone(),
+            ollama: cluster.ollama.clone(),
+            workloads: cluster.workloads.clone(),
+            every: Duration::from_secs(settings.operations.reconcile_secs),
+        };
+        tokio::spawn(reconciler.run(server::shutdown_signal()));
     }
     let gateway = if settings.gateway.enabled {
         let (gateway, workers) = server::gateway::Gateway::start(&settings, db.clone()).await?;

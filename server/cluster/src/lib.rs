@@ -5,12 +5,16 @@
 //! Ollama is reached directly (`ollama`), never through a Service, so that
 //! a pull or a create reaches every pod.
 
+mod autoscaler;
+mod kubernetes;
 pub mod ollama;
 mod static_driver;
 
 use serde::Serialize;
 use url::Url;
 
+pub use autoscaler::quantity;
+pub use kubernetes::{KubernetesDriver, KubernetesOptions};
 pub use ollama::{LoadedModel, LocalModel, Ollama, OllamaError, PullProgress};
 pub use static_driver::StaticDriver;
 
@@ -97,7 +101,8 @@ pub enum ClusterError {
     Conflict(String),
     #[error("{0}")]
     Unsupported(String),
-    #[error("the Kubernetes API did not answer: {0}")]
+    /// The API could not be reached, or answered with an error of its own.
+    #[error("{0}")]
     Unavailable(String),
 }
 
@@ -105,12 +110,14 @@ pub enum ClusterError {
 #[derive(Clone, Debug)]
 pub enum Driver {
     Static(StaticDriver),
+    Kubernetes(KubernetesDriver),
 }
 
 impl Driver {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Static(_) => "static",
+            Self::Kubernetes(_) => "kubernetes",
         }
     }
 
@@ -123,6 +130,7 @@ impl Driver {
     pub async fn state(&self, workload: &str) -> Result<WorkloadState, ClusterError> {
         match self {
             Self::Static(d) => d.state(workload),
+            Self::Kubernetes(d) => d.state(workload).await,
         }
     }
 
@@ -147,6 +155,7 @@ impl Driver {
                     "the static driver cannot scale: its pods are a fixed list of URLs (cluster.driver = \"static\")".into(),
                 ))
             }
+            Self::Kubernetes(d) => d.scale(workload, replicas).await,
         }
     }
 }

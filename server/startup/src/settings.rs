@@ -13,6 +13,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 /// Environment variable prefix for every setting.
+mod cluster;
+mod gateway;
+
+pub use cluster::{ClusterDriver, ClusterSettings, ModelsVolume, OperationSettings, SimSettings};
+pub use gateway::{FormatCheck, GatewaySettings};
+
 pub const ENV_PREFIX: &str = "CORRAL_";
 /// Environment variable naming the optional settings file.
 pub const CONFIG_FILE_VAR: &str = "CORRAL_CONFIG";
@@ -107,133 +113,6 @@ pub const LOCAL_PEPPER: &str = "corral-local-development-pepper-not-secret";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GatewaySettings {
-    /// `corral` serves the gateway too (on `gateway.port`); the
-    /// `corral-gateway` binary serves only the gateway.
-    pub enabled: bool,
-    pub host: IpAddr,
-    pub port: u16,
-    /// Where clients reach the gateway, shown beside new keys.
-    pub public_url: Option<url::Url>,
-    /// Ollama base URLs, comma-separated.
-    pub upstreams: String,
-    /// Requests each upstream runs at once (its `OLLAMA_NUM_PARALLEL`);
-    /// more are counted as queued in `ollama_queue_depth`.
-    pub upstream_parallel: u32,
-    /// Largest request body accepted, in bytes.
-    pub max_body_bytes: usize,
-    /// Structured output check on non-streamed replies whose `format` is a
-    /// JSON schema: `reject` (502 with the errors), `header` (pass the reply
-    /// through with `X-Corral-Format-Errors`) or `off`.
-    pub format_check: FormatCheck,
-    /// Usage events per database write.
-    pub usage_batch_size: usize,
-    /// Longest wait before a partial batch is written, in milliseconds.
-    pub usage_flush_ms: u64,
-    /// Events held in memory while Postgres is away; beyond this they go to
-    /// `spool_dir` on disk.
-    pub usage_buffer_events: usize,
-    /// Directory for usage events that do not fit in memory during an outage.
-    pub spool_dir: PathBuf,
-    /// How long a verified key is trusted without asking Postgres again (a
-    /// change reaches the gateway at once through LISTEN/NOTIFY anyway).
-    pub key_cache_secs: u64,
-    /// Threads of the `corral-gateway` binary, each with its own event loop
-    /// and upstream connections (a connection stays on one thread); 0 means
-    /// one per CPU core.
-    pub workers: u16,
-    /// Seconds open requests may run on after SIGTERM before
-    /// `corral-gateway` cuts them (and records their usage) and exits.
-    pub shutdown_grace_secs: u64,
-    /// Seconds a reply may wait on a client that does not read it (its
-    /// socket's buffer full) before the request is cut and recorded, so
-    /// that it does not hold an Ollama slot for ever.
-    pub send_timeout_secs: u64,
-    /// Open client connections per gateway process at most; more are
-    /// answered 503 and closed.
-    pub max_connections: usize,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FormatCheck {
-    Reject,
-    Header,
-    Off,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SimSettings {
-    /// Run the built-in Ollama simulator (`ollama-sim`) inside `corral`.
-    /// Default: on under `local`, refused under `production`.
-    pub enabled: Option<bool>,
-    pub host: IpAddr,
-    pub port: u16,
-    /// Time to first token, in milliseconds.
-    pub ttft_ms: u64,
-    /// Gap between streamed tokens, in milliseconds.
-    pub token_ms: u64,
-    /// Generations at once (`OLLAMA_NUM_PARALLEL`).
-    pub parallel: usize,
-    /// Delay between two progress lines of a simulated pull, in
-    /// milliseconds (a pull then takes some seconds, as a real one would).
-    pub pull_step_ms: u64,
-    /// Simulated Ollama pods: the i-th (from 0) listens on `port + 2 i`
-    /// (11434, 11436, …: the gateway has 11435). The gateway uses the
-    /// first; the static cluster driver sees them all.
-    pub pods: u16,
-}
-
-/// Where Ollama runs and what Corral may do to it.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClusterSettings {
-    /// `static` (a fixed list of Ollama URLs, no scaling) or `kubernetes`.
-    pub driver: ClusterDriver,
-    /// The workload's name in Corral (and, for `kubernetes`, the
-    /// Deployment's).
-    pub workload: String,
-    /// `static`: the pods' Ollama URLs, comma-separated. Default under
-    /// `local`: the built-in simulators.
-    pub static_urls: Option<String>,
-    /// Replicas a scale may ask for.
-    pub min_replicas: i32,
-    pub max_replicas: i32,
-    /// `per_pod` (each pod its own models volume: a pull runs on every pod)
-    /// or `shared` (one ReadWriteMany volume: a pull runs once).
-    pub models_volume: ModelsVolume,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClusterDriver {
-    Static,
-    Kubernetes,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ModelsVolume {
-    PerPod,
-    Shared,
-}
-
-/// The runners that carry out cluster operations.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OperationSettings {
-    /// This process runs operations (any number of Corral replicas may).
-    pub enabled: bool,
-    /// Operations run at once by this process.
-    pub concurrency: usize,
-    /// Seconds a runner's lease lasts without a heartbeat; an operation
-    /// whose runner died is taken over after it.
-    pub lease_secs: u64,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct LogSettings {
     /// `text` or `json`.
     pub format: LogFormat,
@@ -279,8 +158,9 @@ fn defaults() -> serde_json::Value {
         "cluster": {
             "driver": "static", "workload": "ollama", "static_urls": null,
             "min_replicas": 1, "max_replicas": 4, "models_volume": "per_pod",
+            "namespace": null, "kubeconfig": null, "autoscaler": null, "ollama_port": 11434,
         },
-        "operations": { "enabled": true, "concurrency": 4, "lease_secs": 15 },
+        "operations": { "enabled": true, "concurrency": 4, "lease_secs": 15, "reconcile_secs": 30 },
     })
 }
 
@@ -392,78 +272,8 @@ impl Settings {
         {
             return fail("keys.pepper (CORRAL_KEYS__PEPPER): must be at least 32 bytes".into());
         }
-        if let Err(e) = self.upstreams() {
-            return fail(e);
-        }
-        if self.gateway.port == 0 {
-            return fail("gateway.port (CORRAL_GATEWAY__PORT): must be between 1 and 65535".into());
-        }
-        if self.gateway.upstream_parallel == 0 {
-            return fail(
-                "gateway.upstream_parallel (CORRAL_GATEWAY__UPSTREAM_PARALLEL): must be at least 1"
-                    .into(),
-            );
-        }
-        if self.gateway.usage_batch_size == 0 || self.gateway.usage_buffer_events == 0 {
-            return fail("gateway.usage_batch_size and gateway.usage_buffer_events (CORRAL_GATEWAY__USAGE_BATCH_SIZE, CORRAL_GATEWAY__USAGE_BUFFER_EVENTS): must be at least 1".into());
-        }
-        if self.gateway.send_timeout_secs == 0 {
-            return fail(
-                "gateway.send_timeout_secs (CORRAL_GATEWAY__SEND_TIMEOUT_SECS): must be at least 1"
-                    .into(),
-            );
-        }
-        if self.gateway.max_connections == 0 {
-            return fail(
-                "gateway.max_connections (CORRAL_GATEWAY__MAX_CONNECTIONS): must be at least 1"
-                    .into(),
-            );
-        }
-        if self.gateway.max_body_bytes < 1024 {
-            return fail(
-                "gateway.max_body_bytes (CORRAL_GATEWAY__MAX_BODY_BYTES): must be at least 1024"
-                    .into(),
-            );
-        }
-        if self.sim.parallel == 0 {
-            return fail("sim.parallel (CORRAL_SIM__PARALLEL): must be at least 1".into());
-        }
-        if self.sim.pods == 0 || self.sim.pods > 16 {
-            return fail("sim.pods (CORRAL_SIM__PODS): must be 1 to 16".into());
-        }
-        let w = &self.cluster.workload;
-        if w.is_empty()
-            || w.len() > 63
-            || !w
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            || w.starts_with('-')
-            || w.ends_with('-')
-        {
-            return fail(format!(
-                "cluster.workload (CORRAL_CLUSTER__WORKLOAD): {w:?} is not a Kubernetes name (lower-case letters, digits and '-', at most 63)"
-            ));
-        }
-        if self.cluster.min_replicas < 0
-            || self.cluster.max_replicas < self.cluster.min_replicas
-            || self.cluster.max_replicas > 1000
-        {
-            return fail("cluster.min_replicas, cluster.max_replicas (CORRAL_CLUSTER__MIN_REPLICAS, CORRAL_CLUSTER__MAX_REPLICAS): need 0 <= min <= max <= 1000".into());
-        }
-        if self.cluster.driver == ClusterDriver::Static {
-            self.static_urls().map_err(SettingsError)?;
-        }
-        if self.operations.concurrency == 0 {
-            return fail(
-                "operations.concurrency (CORRAL_OPERATIONS__CONCURRENCY): must be at least 1"
-                    .into(),
-            );
-        }
-        if self.operations.lease_secs < 2 {
-            return fail(
-                "operations.lease_secs (CORRAL_OPERATIONS__LEASE_SECS): must be at least 2".into(),
-            );
-        }
+        self.validate_gateway()?;
+        self.validate_cluster()?;
         if self.profile == Profile::Production {
             let mut missing = Vec::new();
             if self.keys.pepper.is_none() {
@@ -514,68 +324,6 @@ impl Settings {
         }
     }
 
-    /// The Ollama upstreams, parsed.
-    pub fn upstreams(&self) -> Result<Vec<url::Url>, String> {
-        let list: Vec<&str> = self
-            .gateway
-            .upstreams
-            .split(',')
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .collect();
-        if list.is_empty() {
-            return Err("gateway.upstreams (CORRAL_GATEWAY__UPSTREAMS): name at least one Ollama URL, e.g. http://ollama:11434".into());
-        }
-        list.into_iter()
-            .map(|u| {
-                url::Url::parse(u)
-                    .ok()
-                    .filter(|p| matches!(p.scheme(), "http" | "https") && p.host().is_some())
-                    .ok_or_else(|| {
-                        format!("gateway.upstreams (CORRAL_GATEWAY__UPSTREAMS): {u:?} is not an http(s):// URL")
-                    })
-            })
-            .collect()
-    }
-
-    /// The simulated Ollamas' addresses (`sim.pods` of them).
-    pub fn sim_addrs(&self) -> Vec<std::net::SocketAddr> {
-        (0..self.sim.pods)
-            .map(|i| std::net::SocketAddr::new(self.sim.host, self.sim.port.saturating_add(2 * i)))
-            .collect()
-    }
-
-    /// The static driver's pods: `cluster.static_urls`, or the simulated
-    /// Ollamas when the simulator runs.
-    pub fn static_urls(&self) -> Result<Vec<url::Url>, String> {
-        const SETTING: &str = "cluster.static_urls (CORRAL_CLUSTER__STATIC_URLS)";
-        let raw = match &self.cluster.static_urls {
-            Some(list) => list.clone(),
-            None if self.sim_enabled() => self
-                .sim_addrs()
-                .iter()
-                .map(|a| format!("http://{a}"))
-                .collect::<Vec<_>>()
-                .join(","),
-            None => self.gateway.upstreams.clone(),
-        };
-        let urls: Vec<url::Url> = raw
-            .split(',')
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .map(|u| {
-                url::Url::parse(u)
-                    .ok()
-                    .filter(|p| matches!(p.scheme(), "http" | "https") && p.host().is_some())
-                    .ok_or_else(|| format!("{SETTING}: {u:?} is not an http(s):// URL"))
-            })
-            .collect::<Result<_, _>>()?;
-        if urls.is_empty() {
-            return Err(format!("{SETTING}: name at least one Ollama URL"));
-        }
-        Ok(urls)
-    }
-
     /// The key pepper: the setting, or the public development pepper under
     /// `local`.
     pub fn pepper(&self) -> app::domain::keys::Pepper {
@@ -583,20 +331,6 @@ impl Settings {
             Some(p) => p.expose_secret().as_bytes(),
             None => LOCAL_PEPPER.as_bytes(),
         })
-    }
-
-    /// Whether `corral` runs the built-in Ollama simulator: by default under
-    /// `local` only.
-    pub fn sim_enabled(&self) -> bool {
-        self.sim.enabled.unwrap_or(self.profile == Profile::Local)
-    }
-
-    /// Where clients reach the gateway, without a trailing slash.
-    pub fn gateway_url(&self) -> String {
-        match &self.gateway.public_url {
-            Some(u) => u.as_str().trim_end_matches('/').to_owned(),
-            None => format!("http://{}:{}", self.gateway.host, self.gateway.port),
-        }
     }
 
     /// Whether the development sign-in is on: by default under `local` only.
@@ -657,118 +391,4 @@ fn describe(e: &figment::Error, vars: &[(String, String)]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn load(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
-        Settings::load_from(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
-    }
-
-    #[test]
-    fn defaults_are_the_local_profile_on_loopback() {
-        let s = load(&[]).unwrap();
-        assert_eq!(s.profile, Profile::Local);
-        assert_eq!(s.server.port, 3000);
-        assert!(s.dev_sign_in());
-    }
-
-    #[test]
-    fn a_port_that_is_not_a_number_names_the_setting() {
-        let e = load(&[("CORRAL_SERVER__PORT", "abc")]).unwrap_err().0;
-        assert!(e.contains("server.port"), "{e}");
-        assert!(e.contains("CORRAL_SERVER__PORT"), "{e}");
-        assert!(!e.contains('\n'), "one line: {e}");
-    }
-
-    #[test]
-    fn unknown_settings_are_refused() {
-        let e = load(&[("CORRAL_SERVER__PROT", "3000")]).unwrap_err().0;
-        assert!(
-            e.starts_with("unknown setting server.prot (CORRAL_SERVER__PROT) in the environment"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn production_without_issuer_or_session_secret_names_both() {
-        let e = load(&[("CORRAL_PROFILE", "production")]).unwrap_err().0;
-        assert!(e.contains("oidc.issuer"), "{e}");
-        assert!(e.contains("session.secret"), "{e}");
-    }
-
-    #[test]
-    fn production_refuses_plain_http_issuer_and_dev_sign_in() {
-        let e = load(&[
-            ("CORRAL_PROFILE", "production"),
-            ("CORRAL_OIDC__ISSUER", "http://kc.example/realms/corral"),
-            ("CORRAL_SESSION__SECRET", "0123456789abcdef0123456789abcdef"),
-            ("CORRAL_DATABASE__URL", "postgres://db/corral"),
-            ("CORRAL_AUTH__DEV_SIGN_IN", "true"),
-        ])
-        .unwrap_err()
-        .0;
-        assert!(e.contains("https://"), "{e}");
-        assert!(e.contains("dev_sign_in"), "{e}");
-    }
-
-    #[test]
-    fn production_turns_the_development_sign_in_off() {
-        let s = load(&[
-            ("CORRAL_PROFILE", "production"),
-            ("CORRAL_OIDC__ISSUER", "https://kc.example/realms/corral"),
-            ("CORRAL_SESSION__SECRET", "0123456789abcdef0123456789abcdef"),
-            ("CORRAL_DATABASE__URL", "postgres://db/corral"),
-            ("CORRAL_KEYS__PEPPER", "fedcba9876543210fedcba9876543210"),
-        ])
-        .unwrap();
-        assert!(!s.dev_sign_in());
-        assert!(!s.sim_enabled());
-    }
-
-    #[test]
-    fn production_requires_a_key_pepper_and_refuses_the_simulator() {
-        let e = load(&[
-            ("CORRAL_PROFILE", "production"),
-            ("CORRAL_SIM__ENABLED", "true"),
-        ])
-        .unwrap_err()
-        .0;
-        assert!(e.contains("keys.pepper"), "{e}");
-        assert!(e.contains("sim.enabled"), "{e}");
-    }
-
-    #[test]
-    fn gateway_upstreams_are_a_comma_separated_list_of_urls() {
-        let s = load(&[(
-            "CORRAL_GATEWAY__UPSTREAMS",
-            "http://ollama-0:11434, http://ollama-1:11434",
-        )])
-        .unwrap();
-        assert_eq!(s.upstreams().unwrap().len(), 2);
-        let e = load(&[("CORRAL_GATEWAY__UPSTREAMS", "ollama:11434")])
-            .unwrap_err()
-            .0;
-        assert!(e.contains("CORRAL_GATEWAY__UPSTREAMS"), "{e}");
-        let e = load(&[("CORRAL_KEYS__PEPPER", "short")]).unwrap_err().0;
-        assert!(e.contains("keys.pepper"), "{e}");
-    }
-
-    #[test]
-    fn secrets_can_come_from_files() {
-        let dir = std::env::temp_dir().join(format!("corral-settings-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("secret");
-        std::fs::write(&file, "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t\n").unwrap();
-        let s = load(&[("CORRAL_SESSION__SECRET_FILE", file.to_str().unwrap())]).unwrap();
-        assert_eq!(
-            s.session.secret.unwrap().expose_secret(),
-            "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t"
-        );
-    }
-
-    #[test]
-    fn a_short_session_secret_is_refused() {
-        let e = load(&[("CORRAL_SESSION__SECRET", "short")]).unwrap_err().0;
-        assert!(e.contains("session.secret"), "{e}");
-    }
-}
+mod tests;

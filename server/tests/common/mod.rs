@@ -20,6 +20,7 @@ use sqlx::PgPool;
 use tower::ServiceExt;
 
 pub mod idp;
+pub mod ops;
 
 /// The origin the test app believes it is served from.
 pub const ORIGIN: &str = "http://127.0.0.1:3000";

@@ -3,6 +3,7 @@
 //! runners' side of the queue is in [`queue`].
 
 pub mod queue;
+pub mod reconcile;
 mod rows;
 
 use serde_json::json;
