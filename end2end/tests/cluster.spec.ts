@@ -1,9 +1,20 @@
 import { test, expect, Page, Browser } from "@playwright/test";
 import { watchForErrors } from "./helpers";
 
-// The local profile runs two simulated Ollama pods (sim.pods = 2) and the
-// static cluster driver sees both.
-const PODS = ["127.0.0.1:11434", "127.0.0.1:11436"];
+// Corral runs here with the kubernetes driver against the test apiserver
+// (scripts/test): a Deployment `ollama` of two pods whose kubelet
+// end2end/k8s.cjs plays, at 127.0.0.2 and 127.0.0.3, where two ollama-sims
+// listen.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const k8s = require("../k8s.cjs");
+const KC = k8s.kubeconfig(process.env.TEST_KUBECONFIG);
+const NS: string = process.env.TEST_NAMESPACE ?? "corral-e2e";
+let PODS: string[] = [];
+
+test.beforeAll(async () => {
+  PODS = await k8s.pods(KC, NS);
+  expect(PODS).toHaveLength(2);
+});
 
 async function signIn(browser: Browser, username: string, path: string): Promise<Page> {
   const context = await browser.newContext();
@@ -99,5 +110,62 @@ test("a member sees the cluster without pod addresses or forms, and no other tea
   // The platform's pulls above are not hers to see.
   await mia.goto("/operations");
   await expect(mia.getByTestId("operations")).toContainText("No operations.");
+  errors();
+});
+
+test("an admin scales the Deployment from the portal: beyond the limit is refused, the change is in the apiserver and the audit log, and with an HPA its bounds move instead", async ({ browser }) => {
+  test.setTimeout(90_000);
+  const ada = await signIn(browser, "ada", "/cluster");
+  const errors = watchForErrors(ada);
+  await expect(ada.getByTestId("scale-rule")).toContainText("Between 1 and 4");
+
+  // Beyond the maximum: refused, the limit named, nothing queued.
+  await ada.getByTestId("scale-replicas").fill("9");
+  await ada.getByTestId("start-scale").click();
+  await expect(ada.getByTestId("scale-outcome").getByTestId("form-error")).toContainText("4");
+
+  // Three replicas: the Deployment's spec.replicas changes in the apiserver.
+  await ada.getByTestId("scale-replicas").fill("3");
+  await ada.getByTestId("start-scale").click();
+  await ada.getByTestId("scale-outcome").getByTestId("started-link").click();
+  await expect(ada.getByTestId("operation-state")).toHaveText("succeeded", { timeout: 20_000 });
+  await expect(ada.getByTestId("operation-outcome")).toContainText("replicas 2 → 3");
+  const deployment = await k8s.call(KC, "GET", `/apis/apps/v1/namespaces/${NS}/deployments/ollama`);
+  expect(deployment.spec.replicas).toBe(3);
+
+  // The new pod has no kubelet here: shown pending, with why, not healthy.
+  await expect.poll(async () => (await k8s.pods(KC, NS)).length, { timeout: 15_000 }).toBe(3);
+  const added = (await k8s.pods(KC, NS)).find((p: string) => !PODS.includes(p));
+  await ada.goto("/cluster");
+  await expect(ada.getByTestId(`pod-${added}`)).toContainText("pending");
+  await expect(ada.getByTestId(`pod-${added}`)).toContainText("Not running");
+
+  // The audit log has it.
+  await ada.goto("/admin/audit?action=operation.scale");
+  await expect(ada.getByTestId("audit-entry").first()).toContainText("operation.scale");
+
+  // An HPA takes over the replicas: scaling now moves its bounds.
+  const version = await k8s.hpaVersion(KC);
+  await k8s.call(KC, "POST", `/apis/autoscaling/${version}/namespaces/${NS}/horizontalpodautoscalers`, {
+    apiVersion: `autoscaling/${version}`,
+    kind: "HorizontalPodAutoscaler",
+    metadata: { name: "ollama" },
+    spec: {
+      scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: "ollama" },
+      minReplicas: 1,
+      maxReplicas: 4,
+      metrics: [{ type: "Pods", pods: { metric: { name: "ollama_queue_depth" }, target: { type: "AverageValue", averageValue: "2" } } }],
+    },
+  });
+  await ada.goto("/cluster");
+  await expect(ada.getByTestId("autoscaler")).toContainText("1–4 replicas on ollama_queue_depth");
+  await expect(ada.getByTestId("scale-rule")).toContainText("HorizontalPodAutoscaler ollama owns the replicas");
+  await ada.getByTestId("scale-replicas").fill("4");
+  await ada.getByTestId("start-scale").click();
+  await ada.getByTestId("scale-outcome").getByTestId("started-link").click();
+  await expect(ada.getByTestId("operation-state")).toHaveText("succeeded", { timeout: 20_000 });
+  await expect(ada.getByTestId("operation-outcome")).toContainText("HorizontalPodAutoscaler ollama owns the replicas");
+  const hpa = await k8s.call(KC, "GET", `/apis/autoscaling/${version}/namespaces/${NS}/horizontalpodautoscalers/ollama`);
+  expect([hpa.spec.minReplicas, hpa.spec.maxReplicas]).toEqual([4, 4]);
   errors();
 });

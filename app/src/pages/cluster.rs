@@ -14,7 +14,11 @@ use crate::pages::admin::Outcome;
 #[component]
 pub fn ClusterPage() -> impl IntoView {
     let start = ServerAction::<StartOperation>::new();
-    let data = Resource::new(move || start.version().get(), |_| get_cluster_view());
+    let scale = ServerAction::<StartOperation>::new();
+    let data = Resource::new(
+        move || (start.version().get(), scale.version().get()),
+        |_| get_cluster_view(),
+    );
     view! {
         <Title text="Cluster"/>
         <h1 class="text-2xl font-semibold tracking-tight">"Cluster"</h1>
@@ -25,6 +29,12 @@ pub fn ClusterPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     data.await.map(|v: ClusterView| {
                         let can_pull = v.admin || !v.owned_teams.is_empty();
+                        let scalable = v
+                            .report
+                            .workloads
+                            .first()
+                            .filter(|w| v.admin && w.can_scale)
+                            .map(|w| (w.min_replicas, w.max_replicas, w.autoscaler.as_ref().map(|a| a.name.clone())));
                         view! {
                             <div class="mt-6 grid gap-8 lg:grid-cols-3">
                                 <div class="space-y-8 lg:col-span-2">
@@ -32,7 +42,7 @@ pub fn ClusterPage() -> impl IntoView {
                                 </div>
                                 <div class="space-y-6">
                                     {can_pull.then(|| view! { <PullForm start admin=v.admin teams=v.owned_teams.clone()/> })}
-                                    {v.admin.then(|| view! { <ScaleForm start/> })}
+                                    {scalable.map(|(min, max, hpa)| view! { <ScaleForm scale min max hpa/> })}
                                     <Recent ops=v.recent/>
                                 </div>
                             </div>
@@ -174,18 +184,31 @@ fn PullForm(start: ServerAction<StartOperation>, admin: bool, teams: Vec<String>
 }
 
 #[component]
-fn ScaleForm(start: ServerAction<StartOperation>) -> impl IntoView {
+fn ScaleForm(
+    scale: ServerAction<StartOperation>,
+    min: i32,
+    max: i32,
+    hpa: Option<String>,
+) -> impl IntoView {
+    let rule = match hpa {
+        Some(name) => format!(
+            "Between {min} and {max}. HorizontalPodAutoscaler {name} owns the replicas: Corral moves its bounds instead (up raises its minimum, down lowers its maximum)."
+        ),
+        None => format!("Between {min} and {max}, through the Deployment's scale subresource."),
+    };
     view! {
         <section class="rounded-xl bg-white p-6 shadow-sm ring-1 ring-slate-200">
             <h2 class="font-semibold">"Scale"</h2>
-            <ActionForm action=start attr:class="mt-4 space-y-3">
+            <p class="mt-1 text-xs text-slate-500" data-testid="scale-rule">{rule}</p>
+            <ActionForm action=scale attr:class="mt-4 space-y-3">
                 <input type="hidden" name="kind" value="scale"/>
                 <label class="block text-sm">
                     <span class="font-medium text-slate-700">"Replicas"</span>
-                    <input name="replicas" type="number" min="0" required=true data-testid="scale-replicas"
+                    <input name="replicas" type="number" required=true data-testid="scale-replicas"
                         class="mt-1 block w-full rounded-md border-0 px-3 py-1.5 ring-1 ring-inset ring-slate-300"/>
                 </label>
-                <button type="submit" data-testid="start-scale" class="rounded-md bg-indigo-600 px-4 py-2 text-sm font-medium text-white hover:bg-indigo-500" disabled=move || start.pending().get()>"Scale"</button>
+                <button type="submit" data-testid="start-scale" class="rounded-md bg-indigo-600 px-4 py-2 text-sm font-medium text-white hover:bg-indigo-500" disabled=move || scale.pending().get()>"Scale"</button>
+                <div data-testid="scale-outcome"><StartedLink start=scale/></div>
             </ActionForm>
         </section>
     }
@@ -195,7 +218,7 @@ fn ScaleForm(start: ServerAction<StartOperation>) -> impl IntoView {
 #[component]
 fn StartedLink(start: ServerAction<StartOperation>) -> impl IntoView {
     view! {
-        <Outcome value=start.value() ok=|o: &Operation| format!("{} {} is {}", o.kind.as_str(), o.model.clone().unwrap_or_default(), o.state.as_str())/>
+        <Outcome value=start.value() ok=|o: &Operation| format!("{} {} is {}", o.kind.as_str(), o.model.clone().or(o.replicas.map(|r| format!("to {r}"))).unwrap_or_default(), o.state.as_str())/>
         {move || start.value().get().and_then(Result::ok).map(|o| view! {
             <a href=format!("/operations/{}", o.id) class="text-sm text-indigo-600 hover:text-indigo-500" data-testid="started-link">"Follow its progress"</a>
         })}
