@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use app::domain::ClusterView;
 use app::domain::operations::{Workload, Workloads};
+use app::model::capacity;
 use app::model::{
     AutoscalerReport, ClusterReport, LoadedModelReport, PodModel, PodReport, WorkloadReport,
 };
@@ -20,6 +21,9 @@ pub struct Cluster {
     pub driver: Arc<Driver>,
     pub workloads: Arc<Workloads>,
     pub ollama: Ollama,
+    /// `OLLAMA_NUM_PARALLEL` of the pods (`gateway.upstream_parallel`), for
+    /// the capacity advice.
+    pub parallel: i64,
 }
 
 impl Cluster {
@@ -46,7 +50,7 @@ impl Cluster {
                 })?,
             ),
         };
-        Ok(Self::new(
+        let mut cluster = Self::new(
             driver,
             Workload {
                 name: c.workload.clone(),
@@ -54,8 +58,13 @@ impl Cluster {
                 max_replicas: c.max_replicas,
                 shared_models: c.models_volume == ModelsVolume::Shared,
                 can_scale: false,
+                gpu_memory: c
+                    .gpu_memory_gib
+                    .map(|g| (g * 1024.0 * 1024.0 * 1024.0) as i64),
             },
-        ))
+        );
+        cluster.parallel = i64::from(settings.gateway.upstream_parallel);
+        Ok(cluster)
     }
 
     /// One workload on `driver` (`can_scale` is the driver's to say).
@@ -65,6 +74,7 @@ impl Cluster {
             driver: Arc::new(driver),
             workloads: Arc::new(Workloads(vec![workload])),
             ollama: Ollama::new(),
+            parallel: 4,
         }
     }
 
@@ -108,8 +118,33 @@ impl Cluster {
         pods.sort_by_key(|(i, _)| *i);
         report.pods = pods.into_iter().map(|(_, p)| p).collect();
         report.uneven_models = WorkloadReport::find_uneven(&report.pods);
+        report.capacity =
+            capacity::advise(w.gpu_memory, self.parallel, &models_in_use(&report.pods));
         report
     }
+}
+
+/// Every model on the answering pods: its weights, and what it takes
+/// loaded where some pod has it loaded (the largest figures seen).
+fn models_in_use(pods: &[PodReport]) -> Vec<capacity::ModelUse> {
+    let mut by_name: std::collections::BTreeMap<&str, capacity::ModelUse> = Default::default();
+    for p in pods {
+        for m in &p.models {
+            let e = by_name
+                .entry(&m.name)
+                .or_insert_with(|| capacity::ModelUse {
+                    name: m.name.clone(),
+                    ..Default::default()
+                });
+            e.weights = e.weights.max(m.size);
+        }
+        for l in &p.loaded {
+            if let Some(e) = by_name.get_mut(l.name.as_str()) {
+                e.loaded = Some(e.loaded.unwrap_or(0).max(l.size));
+            }
+        }
+    }
+    by_name.into_values().collect()
 }
 
 /// A pod, and what its Ollama says when it has an address and is running.

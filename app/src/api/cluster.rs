@@ -129,6 +129,7 @@ pub async fn start_operation(
     #[server(default)] team: String,
     #[server(default)] replicas: String,
     #[server(default)] in_next_window: Option<String>,
+    #[server(default)] force: Option<String>,
 ) -> Result<Operation, AppError> {
     use crate::model::NewOperation;
     let app = super::app_state()?;
@@ -141,6 +142,7 @@ pub async fn start_operation(
             workload: None,
             team,
             in_next_window,
+            force: force.is_some(),
         },
         "delete" => NewOperation::Delete {
             model,

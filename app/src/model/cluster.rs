@@ -36,6 +36,8 @@ pub struct WorkloadReport {
     pub error: Option<String>,
     /// Models on some of the answering pods and not on others.
     pub uneven_models: Vec<String>,
+    /// How many models and parallel requests a pod's GPU holds.
+    pub capacity: super::capacity::CapacityAdvice,
 }
 
 /// The HorizontalPodAutoscaler that owns a workload's replicas.

@@ -1,6 +1,7 @@
 //! Serde types shared by the UI, the server functions and the REST API. No I/O.
 
 mod audit;
+pub mod capacity;
 mod cluster;
 mod error;
 mod identity;

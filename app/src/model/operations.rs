@@ -237,6 +237,10 @@ pub enum NewOperation {
         /// Wait for the next maintenance window instead of starting now.
         #[serde(default)]
         in_next_window: bool,
+        /// Pull even when the model's size, told from its tag (e.g.
+        /// `:70b`), is more than one pod's GPU memory.
+        #[serde(default)]
+        force: bool,
     },
     /// Remove a model from every pod.
     Delete {

@@ -8,6 +8,7 @@ use leptos_meta::Title;
 use crate::api::{ClusterView, StartOperation, get_cluster_view};
 use crate::components::error::ErrorPanel;
 use crate::components::progress::{OperationStateBadge, bytes};
+use crate::model::capacity::{CapacityAdvice, gib};
 use crate::model::{Operation, PodReport, WorkloadReport};
 use crate::pages::admin::Outcome;
 
@@ -86,10 +87,36 @@ fn Workload(w: WorkloadReport) -> impl IntoView {
                     {format!("On some pods only: {}. Requests for them fail on the other pods; pull them again to put them everywhere.", w.uneven_models.join(", "))}
                 </p>
             })}
+            <Capacity c=w.capacity.clone()/>
             <div class="mt-4 space-y-4">
                 {w.pods.into_iter().map(|p| view! { <Pod p/> }).collect_view()}
             </div>
         </section>
+    }
+}
+
+/// The capacity advice: the figures, the arithmetic behind them, and what
+/// cannot fit.
+#[component]
+fn Capacity(c: CapacityAdvice) -> impl IntoView {
+    let summary = match (c.gpu_memory, c.max_loaded_models, c.num_parallel) {
+        (Some(g), Some(m), Some(p)) => format!(
+            "Capacity of one pod ({} of GPU memory): OLLAMA_MAX_LOADED_MODELS at most {m}, OLLAMA_NUM_PARALLEL at most {p} (now {})",
+            gib(g), c.parallel
+        ),
+        (Some(g), _, _) => format!("Capacity of one pod ({} of GPU memory): no models yet", gib(g)),
+        _ => "Capacity: set cluster.gpu_memory_gib (one pod's GPU memory) for advice on OLLAMA_MAX_LOADED_MODELS and OLLAMA_NUM_PARALLEL".into(),
+    };
+    view! {
+        <details class="mt-4 rounded-md bg-slate-50 p-3 text-sm" data-testid="capacity">
+            <summary class="cursor-pointer font-medium text-slate-700">{summary}</summary>
+            <ul class="mt-2 space-y-1 font-mono text-xs text-slate-600">
+                {c.steps.into_iter().map(|s| view! { <li>{s}</li> }).collect_view()}
+            </ul>
+        </details>
+        {c.warnings.into_iter().map(|w| view! {
+            <p class="mt-2 rounded-md bg-amber-50 p-3 text-sm text-amber-900" role="status" data-testid="capacity-warning">{w}</p>
+        }).collect_view()}
     }
 }
 
@@ -169,6 +196,7 @@ fn PullForm(start: ServerAction<StartOperation>, admin: bool, teams: Vec<String>
                     </select>
                 </label>
                 <label class="block text-sm"><input type="checkbox" name="in_next_window"/> " in the next maintenance window"</label>
+                <label class="block text-sm"><input type="checkbox" name="force" data-testid="pull-force"/> " even if it does not fit on a pod's GPU"</label>
                 <label class="block text-sm">
                     <span class="font-medium text-slate-700">"Action"</span>
                     <select name="kind" data-testid="model-action" class="mt-1 block w-full rounded-md border-0 px-3 py-1.5 ring-1 ring-inset ring-slate-300">

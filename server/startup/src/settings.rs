@@ -159,6 +159,7 @@ fn defaults() -> serde_json::Value {
             "driver": "static", "workload": "ollama", "static_urls": null,
             "min_replicas": 1, "max_replicas": 4, "models_volume": "per_pod",
             "namespace": null, "kubeconfig": null, "autoscaler": null, "ollama_port": 11434,
+            "gpu_memory_gib": null,
         },
         "operations": { "enabled": true, "concurrency": 4, "lease_secs": 15, "reconcile_secs": 30 },
     })

@@ -89,6 +89,7 @@ impl TestApp {
                         max_replicas: 4,
                         shared_models: false,
                         can_scale: false,
+                        gpu_memory: None,
                     },
                 )),
             },

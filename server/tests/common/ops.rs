@@ -60,6 +60,7 @@ pub fn workloads(max: i32) -> Workloads {
         max_replicas: max,
         shared_models: false,
         can_scale: false,
+        gpu_memory: None,
     }])
 }
 
@@ -69,6 +70,7 @@ pub fn pull(model: &str, team: Option<&str>) -> NewOperation {
         workload: None,
         team: team.map(str::to_owned),
         in_next_window: false,
+        force: false,
     }
 }
 

@@ -35,6 +35,8 @@ pub struct Workload {
     pub shared_models: bool,
     /// The cluster driver can scale it (the static driver cannot).
     pub can_scale: bool,
+    /// One pod's GPU memory in bytes, when configured.
+    pub gpu_memory: Option<i64>,
 }
 
 /// The workloads, the first being the default.
@@ -98,6 +100,17 @@ pub async fn start(
         (_, Some((id, _))) => actor.authorize(Action::StartTeamOperation(*id))?,
     }
     let (model, destination, replicas) = fields(new, workload)?;
+    if let (NewOperation::Pull { force: false, .. }, Some(m), Some(gpu)) =
+        (new, model.as_deref(), workload.gpu_memory)
+        && let Some(why) = crate::model::capacity::pull_warning(m, gpu)
+    {
+        return Err(Error::Validation {
+            field: "model".into(),
+            message: format!(
+                "{why}. To pull it anyway, ask again with force (the form's \"even if it does not fit\")"
+            ),
+        });
+    }
     if let (Some((team_id, slug)), false) = (&team, actor.is_admin()) {
         for m in model.iter().chain(destination.iter()) {
             allowed_for_team(&mut *tx, *team_id, slug, m).await?;

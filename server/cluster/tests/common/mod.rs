@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ServiceAccount};
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
 };
@@ -178,8 +178,19 @@ impl TestCluster {
         }
     }
 
-    /// Plays the kubelet: the pod runs on `node`, ready, at `ip`.
+    /// Plays the kubelet: the pod runs on `node`, ready, at `ip`. The Node
+    /// object is made first: the controller manager's pod garbage collector
+    /// deletes pods bound to a node that does not exist.
     pub async fn run_pod(&self, pod: &str, node: &str, ip: &str) {
+        let n: Node = serde_json::from_value(json!({ "metadata": { "name": node } })).unwrap();
+        match Api::<Node>::all(self.admin.clone())
+            .create(&PostParams::default(), &n)
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.is_already_exists() => {}
+            Err(e) => panic!("create node {node}: {e}"),
+        }
         let api: Api<Pod> = Api::namespaced(self.admin.clone(), &self.namespace);
         let binding = json!({
             "apiVersion": "v1", "kind": "Binding",

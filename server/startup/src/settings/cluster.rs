@@ -62,6 +62,9 @@ pub struct ClusterSettings {
     pub autoscaler: Option<String>,
     /// `kubernetes`: the port of Ollama in each pod.
     pub ollama_port: u16,
+    /// GPU memory of one pod, in GiB, for the capacity advice and the
+    /// warning before a pull that cannot fit.
+    pub gpu_memory_gib: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -136,6 +139,13 @@ impl Settings {
                     "{setting}: {v:?} is not a Kubernetes name (lower-case letters, digits and '-', at most 63)"
                 ));
             }
+        }
+        if let Some(g) = self.cluster.gpu_memory_gib
+            && !(g > 0.0 && g <= 4096.0)
+        {
+            return fail(format!(
+                "cluster.gpu_memory_gib (CORRAL_CLUSTER__GPU_MEMORY_GIB): {g} is not between 0 and 4096"
+            ));
         }
         if self.cluster.ollama_port == 0 {
             return fail(
