@@ -6,7 +6,7 @@
 //   node k8s.cjs setup KUBECONFIG NAMESPACE OUT   (before Corral starts)
 //
 // `setup` creates the namespace, the shipped ServiceAccount + Role +
-// RoleBinding (k8s/base/portal/rbac.yaml), a Deployment `ollama` of two
+// RoleBinding (k8s/base/portal/rbac.yaml), a Node `gpu-node-1`, a Deployment `ollama` of two
 // replicas asking for a GPU, plays the kubelet for its two pods (Running,
 // Ready, pod IPs 127.0.0.2 and 127.0.0.3, where scripts/test runs two
 // ollama-sims on port 11434), and writes the service account's kubeconfig
@@ -113,6 +113,16 @@ async function runPod(kc, ns, pod, ip) {
 
 async function setup(kubeconfigFile, ns, out) {
   const kc = kubeconfig(kubeconfigFile);
+  // The node the pods run on must exist: the controller manager's pod
+  // garbage collector deletes pods bound to a node that does not (after
+  // 40 s), and the Deployment would replace them with unscheduled ones.
+  try {
+    await call(kc, "POST", "/api/v1/nodes", {
+      metadata: { name: "gpu-node-1", labels: { "nvidia.com/gpu.present": "true" } },
+    });
+  } catch (e) {
+    if (e.status !== 409) throw e;
+  }
   await call(kc, "POST", "/api/v1/namespaces", { metadata: { name: ns } });
   const rbac = YAML.parseAllDocuments(
     fs.readFileSync(path.join(__dirname, "..", "k8s", "base", "portal", "rbac.yaml"), "utf8"),
