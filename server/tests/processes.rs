@@ -1,7 +1,8 @@
-//! `kill -9` of the real `corral` process in the middle of a pull: the
-//! operation is not left `running`. Started again, Corral takes it over
-//! once the dead runner's lease runs out and finishes it (Ollama keeps
-//! the partial download, so the pull resumes).
+//! Real `corral` processes over one database: two of them run 20 queued
+//! operations each exactly once; and `kill -9` of one in the middle of a
+//! pull does not leave the operation `running`: started again, Corral
+//! takes it over once the dead runner's lease runs out and finishes it
+//! (Ollama keeps the partial download, so the pull resumes).
 
 mod common;
 
@@ -120,4 +121,42 @@ async fn a_pull_whose_corral_was_killed_is_finished_by_the_next_one(db: PgPool) 
         let models = cluster::Ollama::new().tags(url).await.unwrap();
         assert!(models.iter().any(|m| m.name == "mistral:7b"), "{url}");
     }
+}
+
+#[sqlx::test(migrator = "app::MIGRATOR")]
+async fn two_corral_processes_run_twenty_queued_operations_each_exactly_once(db: PgPool) {
+    // Pulls of a second or two, so that both processes get some.
+    let (sims, urls) = pods(60).await;
+    let admin = actor(&db, user(&db, "root", true).await).await;
+    let _a = Corral::start(&db, &urls).await;
+    let _b = Corral::start(&db, &urls).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let op = start(&db, &admin, &pull(&format!("model-{i}:1b"), None))
+            .await
+            .unwrap()
+            .operation;
+        ids.push(op.id);
+    }
+    wait_final(&db, &ids, Duration::from_secs(120)).await;
+    for id in &ids {
+        assert_eq!(state_of(&db, *id).await, OperationState::Succeeded);
+    }
+    // Each model pulled exactly once on each pod.
+    for sim in &sims {
+        assert_eq!(pulls_of(sim).await, 20);
+    }
+    let attempts: i64 = sqlx::query_scalar("SELECT sum(attempts)::bigint FROM operations")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 20, "none ran twice");
+    // Both processes took part ("started by host/pid/runner").
+    let processes: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT split_part(line, '/', 2)) FROM operation_log WHERE line LIKE 'started by %'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(processes, 2, "both processes ran operations");
 }
