@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use app::model::{KeyScope, TeamRole};
 use common::gateway::*;
+use common::wire::*;
 use ollama_sim::BodyEnd;
 use sqlx::PgPool;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -24,20 +25,6 @@ fn chat_request(secret: &str, body: &str) -> String {
         "POST /api/chat HTTP/1.1\r\nhost: gw\r\nx-api-key: {secret}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     )
-}
-
-/// Writes `wire` on a new connection and reads the reply: up to `want`
-/// responses, or the close.
-async fn exchange(addr: &str, wire: &[u8], want: usize) -> Reply {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    let _ = s.write_all(wire).await;
-    read_reply(
-        &mut s,
-        want,
-        Duration::from_millis(300),
-        Duration::from_secs(10),
-    )
-    .await
 }
 
 /// `(target, body)` of what ollama-sim received, each whole.
