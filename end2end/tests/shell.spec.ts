@@ -39,6 +39,14 @@ test("hydration makes the status page interactive", async ({ page }) => {
 test("navigation between pages happens in the browser without a reload", async ({ page }) => {
   await page.goto("/status");
   await expect(page.getByTestId("dependency-postgres")).toBeVisible();
+  // Wait until the wasm has hydrated (a recheck takes effect): a link
+  // clicked before that is an ordinary page load, not a client-side one.
+  const checkedAt = page.getByTestId("checked-at");
+  const first = await checkedAt.textContent();
+  await expect(async () => {
+    await page.getByTestId("recheck").click();
+    await expect(checkedAt).not.toHaveText(first!, { timeout: 1_000 });
+  }).toPass({ timeout: 20_000 });
   await page.evaluate(() => ((window as any).__sameDocument = true));
   await expect(async () => {
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Home" }).click();
