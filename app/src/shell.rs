@@ -10,9 +10,10 @@ use leptos_router::{
 use crate::components::layout::Layout;
 use crate::pages::admin::{AdminAuditPage, AdminTeamPage, AdminTeamsPage, AdminUsersPage};
 use crate::pages::cluster::ClusterPage;
-use crate::pages::keys::{AdminKeysPage, TeamKeysPage, TeamUsagePage};
+use crate::pages::keys::{AdminKeysPage, TeamKeysPage};
 use crate::pages::operations::{OperationPage, OperationsPage};
 use crate::pages::teams::{TeamPage, TeamsPage};
+use crate::pages::usage::TeamUsagePage;
 use crate::pages::{
     home::HomePage, not_found::NotFoundPage, signin::SignInPage, status::StatusPage,
 };

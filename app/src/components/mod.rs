@@ -1,7 +1,11 @@
 //! Shared UI pieces: the page frame, badges, error panels.
 
+pub mod admin_nav;
 pub mod error;
+pub mod form;
 pub mod layout;
+pub mod policy;
 pub mod progress;
 pub mod role_badge;
 pub mod state_badge;
+pub mod team_header;

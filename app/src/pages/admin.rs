@@ -10,27 +10,11 @@ use crate::api::{
     AdminAddMember, AdminCreateTeam, AdminRemoveMember, AdminUpdateTeam, admin_audit, admin_teams,
     admin_users, get_team_detail,
 };
+use crate::components::admin_nav::AdminNav;
+use crate::components::form::{Field, Outcome, fmt_time};
+use crate::components::policy::PolicyEditor;
 use crate::components::{error::ErrorPanel, role_badge::RoleBadge};
-use crate::model::{AppError, AuditFilter, MembershipSource};
-
-pub(crate) fn fmt_time(t: time::OffsetDateTime) -> String {
-    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
-    t.format(&f).unwrap_or_default()
-}
-
-/// Shows the outcome of a form: the validation message naming the field, or a success line.
-#[component]
-pub(crate) fn Outcome<T: Clone + Send + Sync + 'static>(
-    #[prop(into)] value: Signal<Option<Result<T, AppError>>>,
-    ok: fn(&T) -> String,
-) -> impl IntoView {
-    move || {
-        value.get().map(|r| match r {
-            Ok(v) => view! { <p class="text-sm text-emerald-700" role="status" data-testid="form-ok">{ok(&v)}</p> }.into_any(),
-            Err(e) => view! { <p class="text-sm text-rose-700" role="alert" data-testid="form-error">{e.to_string()}</p> }.into_any(),
-        })
-    }
-}
+use crate::model::{AuditFilter, MembershipSource};
 
 #[component]
 pub fn AdminTeamsPage() -> impl IntoView {
@@ -84,28 +68,6 @@ pub fn AdminTeamsPage() -> impl IntoView {
 }
 
 #[component]
-pub(crate) fn Field(
-    label: &'static str,
-    name: &'static str,
-    hint: &'static str,
-    required: bool,
-    #[prop(optional, into)] value: String,
-) -> impl IntoView {
-    // The hint describes the field; it is not part of its name.
-    let id = format!("field-{name}");
-    let hint_id = format!("{id}-hint");
-    let described_by = (!hint.is_empty()).then(|| hint_id.clone());
-    view! {
-        <div class="block text-sm">
-            <label for=id.clone() class="font-medium text-slate-700">{label}</label>
-            <input id=id name=name value=value required=required aria-describedby=described_by
-                class="mt-1 block w-full rounded-md border-0 px-3 py-1.5 ring-1 ring-inset ring-slate-300 focus:ring-2 focus:ring-indigo-600"/>
-            {(!hint.is_empty()).then(|| view! { <span id=hint_id class="text-xs text-slate-500">{hint}</span> })}
-        </div>
-    }
-}
-
-#[component]
 pub fn AdminTeamPage() -> impl IntoView {
     let params = use_params_map();
     let slug = move || params.with(|p| p.get("slug").unwrap_or_default());
@@ -143,7 +105,7 @@ pub fn AdminTeamPage() -> impl IntoView {
                             </ActionForm>
                         </section>
                         <MembersEditor slug=slug.clone() members=d.members add remove/>
-                        <crate::pages::keys::PolicyEditor slug/>
+                        <PolicyEditor slug/>
                     }})
                 })}
             </Suspense>
@@ -306,20 +268,5 @@ pub fn AdminAuditPage() -> impl IntoView {
                 })}
             </Transition>
         </ErrorBoundary>
-    }
-}
-
-#[component]
-pub(crate) fn AdminNav() -> impl IntoView {
-    view! {
-        <div class="flex items-center gap-6 border-b border-slate-200 pb-3">
-            <h1 class="text-2xl font-semibold tracking-tight">"Admin"</h1>
-            <nav aria-label="Admin" class="flex gap-4 text-sm">
-                <A href="/admin/teams" attr:class="text-slate-600 hover:text-slate-900">"Teams"</A>
-                <A href="/admin/keys" attr:class="text-slate-600 hover:text-slate-900">"Keys"</A>
-                <A href="/admin/users" attr:class="text-slate-600 hover:text-slate-900">"Users"</A>
-                <A href="/admin/audit" attr:class="text-slate-600 hover:text-slate-900">"Audit log"</A>
-            </nav>
-        </div>
     }
 }

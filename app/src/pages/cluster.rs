@@ -7,10 +7,10 @@ use leptos_meta::Title;
 
 use crate::api::{ClusterView, StartOperation, get_cluster_view};
 use crate::components::error::ErrorPanel;
+use crate::components::form::Outcome;
 use crate::components::progress::{OperationStateBadge, bytes};
 use crate::model::capacity::{CapacityAdvice, gib};
 use crate::model::{Operation, PodReport, WorkloadReport};
-use crate::pages::admin::Outcome;
 
 #[component]
 pub fn ClusterPage() -> impl IntoView {

@@ -1,18 +1,18 @@
-//! A team's API keys (request, approve, collect, revoke, rotate), its usage
-//! through the gateway, the admin's view of every key, and the admin's
-//! team policy form.
+//! A team's API keys (request, approve, collect, revoke, rotate) and the
+//! admin's view of every key.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::A;
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::use_params_map;
 
-use super::admin::{AdminNav, Field, Outcome, fmt_time};
 use crate::api::{
-    AdminUpdatePolicy, ClaimKey, DecideKeyRequest, RequestKey, RevokeKey, RotateKey,
-    WithdrawKeyRequest, admin_keys, team_keys, team_usage,
+    ClaimKey, DecideKeyRequest, RequestKey, RevokeKey, RotateKey, WithdrawKeyRequest, admin_keys,
+    team_keys,
 };
+use crate::components::admin_nav::AdminNav;
 use crate::components::error::ErrorPanel;
+use crate::components::form::{Field, Outcome, fmt_time};
+use crate::components::team_header::TeamHeader;
 use crate::model::{
     ApiKey, AppError, IssuedKey, KeyRequest, KeyRequestState, KeyScope, KeyState, TeamPolicy,
 };
@@ -154,28 +154,6 @@ pub fn TeamKeysPage() -> impl IntoView {
                 })}
             </Transition>
         </ErrorBoundary>
-    }
-}
-
-#[component]
-fn TeamHeader(slug: String, current: &'static str) -> impl IntoView {
-    let tab = move |name: &'static str, href: String, label: &'static str| {
-        let class = if name == current {
-            "border-b-2 border-indigo-600 pb-2 font-medium text-indigo-700"
-        } else {
-            "pb-2 text-slate-600 hover:text-slate-900"
-        };
-        view! { <A href=href attr:class=class>{label}</A> }
-    };
-    view! {
-        <div class="border-b border-slate-200">
-            <h1 class="text-2xl font-semibold tracking-tight">"Team " <span class="font-mono">{slug.clone()}</span></h1>
-            <nav class="mt-3 flex gap-6 text-sm" aria-label="Team">
-                {tab("members", format!("/teams/{slug}"), "Members")}
-                {tab("keys", format!("/teams/{slug}/keys"), "API keys")}
-                {tab("usage", format!("/teams/{slug}/usage"), "Usage")}
-            </nav>
-        </div>
     }
 }
 
@@ -382,103 +360,6 @@ fn GatewayHelp(url: Option<String>) -> impl IntoView {
 }
 
 #[component]
-pub fn TeamUsagePage() -> impl IntoView {
-    let params = use_params_map();
-    let query = use_query_map();
-    let slug = move || params.with(|p| p.get("slug").unwrap_or_default());
-    let days = move || {
-        query
-            .with(|q| q.get("days").and_then(|d| d.parse::<i64>().ok()))
-            .unwrap_or(7)
-    };
-    let usage = Resource::new(move || (slug(), days()), |(s, d)| team_usage(s, d));
-    view! {
-        <Title text="Usage"/>
-        <TeamHeader slug=slug() current="usage"/>
-        <nav class="mt-4 flex gap-3 text-sm" aria-label="Period">
-            {[1i64, 7, 30, 90].into_iter().map(|d| view! {
-                <A href=move || format!("/teams/{}/usage?days={d}", slug()) attr:class=move || if days() == d { "rounded-md bg-indigo-600 px-3 py-1 text-white" } else { "rounded-md px-3 py-1 text-slate-600 ring-1 ring-slate-300" }>{format!("{d} d")}</A>
-            }).collect_view()}
-        </nav>
-        <ErrorBoundary fallback=|errors| view! { <ErrorPanel errors/> }>
-            <Transition fallback=|| view! { <p class="mt-6 text-slate-500">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    usage.await.map(|u| {
-                        let quota = u.monthly_token_quota.map(|q| {
-                            let pct = (u.month_tokens as f64 / q as f64 * 100.0).min(100.0);
-                            view! {
-                                <div class="mt-2 h-2 w-full rounded bg-slate-200"><div class="h-2 rounded bg-indigo-600" style=format!("width: {pct:.1}%")></div></div>
-                                <p class="mt-1 text-xs text-slate-500">{format!("{pct:.1}% of the monthly quota of {q} tokens")}</p>
-                            }
-                        });
-                        view! {
-                            <div class="mt-6 grid gap-4 sm:grid-cols-4" data-testid="usage-totals">
-                                <Stat label="Requests" value=u.requests.to_string() testid="usage-requests"/>
-                                <Stat label="Prompt tokens" value=u.prompt_tokens.to_string() testid="usage-prompt"/>
-                                <Stat label="Completion tokens" value=u.completion_tokens.to_string() testid="usage-completion"/>
-                                <div class="rounded-xl bg-white p-4 shadow-sm ring-1 ring-slate-200">
-                                    <p class="text-xs uppercase tracking-wide text-slate-500">"Tokens this month"</p>
-                                    <p class="mt-1 text-2xl font-semibold tabular-nums">{u.month_tokens}</p>
-                                    {quota}
-                                </div>
-                            </div>
-                            <h2 class="mt-8 font-semibold">"By model"</h2>
-                            <table class="mt-2 w-full overflow-hidden rounded-lg bg-white text-sm shadow-sm ring-1 ring-slate-200" data-testid="usage-by-model">
-                                <thead class="bg-slate-50 text-left text-xs uppercase tracking-wide text-slate-500">
-                                    <tr><th class="px-3 py-2">"Model"</th><th class="px-3 py-2 text-right">"Requests"</th><th class="px-3 py-2 text-right">"Errors"</th><th class="px-3 py-2 text-right">"Prompt"</th><th class="px-3 py-2 text-right">"Completion"</th><th class="px-3 py-2 text-right">"Avg latency"</th><th class="px-3 py-2 text-right">"Avg TTFT"</th></tr>
-                                </thead>
-                                <tbody class="divide-y divide-slate-100 tabular-nums">
-                                    {u.by_model.into_iter().map(|m| { let testid = format!("usage-model-{}", m.model); view! {
-                                        <tr data-testid=testid>
-                                            <td class="px-3 py-2 font-mono text-xs">{m.model}</td>
-                                            <td class="px-3 py-2 text-right">{m.requests}</td>
-                                            <td class="px-3 py-2 text-right">{m.errors}</td>
-                                            <td class="px-3 py-2 text-right">{m.prompt_tokens}</td>
-                                            <td class="px-3 py-2 text-right">{m.completion_tokens}</td>
-                                            <td class="px-3 py-2 text-right">{format!("{:.0} ms", m.avg_latency_ms)}</td>
-                                            <td class="px-3 py-2 text-right">{m.avg_ttft_ms.map(|t| format!("{t:.0} ms")).unwrap_or_else(|| "—".into())}</td>
-                                        </tr>
-                                    }}).collect_view()}
-                                </tbody>
-                            </table>
-                            <h2 class="mt-8 font-semibold">"Latest requests"</h2>
-                            <table class="mt-2 w-full overflow-hidden rounded-lg bg-white text-xs shadow-sm ring-1 ring-slate-200" data-testid="usage-recent">
-                                <thead class="bg-slate-50 text-left uppercase tracking-wide text-slate-500">
-                                    <tr><th class="px-3 py-2">"When"</th><th class="px-3 py-2">"Key"</th><th class="px-3 py-2">"Endpoint"</th><th class="px-3 py-2">"Model"</th><th class="px-3 py-2 text-right">"Status"</th><th class="px-3 py-2 text-right">"Tokens"</th><th class="px-3 py-2 text-right">"Latency"</th></tr>
-                                </thead>
-                                <tbody class="divide-y divide-slate-100 tabular-nums">
-                                    {u.recent.into_iter().map(|e| view! {
-                                        <tr>
-                                            <td class="px-3 py-1.5">{fmt_time(e.at)}</td>
-                                            <td class="px-3 py-1.5 font-mono">{e.key.unwrap_or_default()}</td>
-                                            <td class="px-3 py-1.5 font-mono">{e.endpoint}</td>
-                                            <td class="px-3 py-1.5 font-mono">{e.model}</td>
-                                            <td class="px-3 py-1.5 text-right">{e.status}</td>
-                                            <td class="px-3 py-1.5 text-right">{format!("{} + {}", e.prompt_tokens, e.completion_tokens)}</td>
-                                            <td class="px-3 py-1.5 text-right">{format!("{:.0} ms", e.latency_ms)}</td>
-                                        </tr>
-                                    }).collect_view()}
-                                </tbody>
-                            </table>
-                        }
-                    })
-                })}
-            </Transition>
-        </ErrorBoundary>
-    }
-}
-
-#[component]
-fn Stat(label: &'static str, value: String, testid: &'static str) -> impl IntoView {
-    view! {
-        <div class="rounded-xl bg-white p-4 shadow-sm ring-1 ring-slate-200">
-            <p class="text-xs uppercase tracking-wide text-slate-500">{label}</p>
-            <p class="mt-1 text-2xl font-semibold tabular-nums" data-testid=testid>{value}</p>
-        </div>
-    }
-}
-
-#[component]
 pub fn AdminKeysPage() -> impl IntoView {
     let decide = ServerAction::<DecideKeyRequest>::new();
     let withdraw = ServerAction::<WithdrawKeyRequest>::new();
@@ -505,40 +386,5 @@ pub fn AdminKeysPage() -> impl IntoView {
                 })}
             </Transition>
         </ErrorBoundary>
-    }
-}
-
-/// The admin's form for a team's models, limits and key policy.
-#[component]
-pub fn PolicyEditor(slug: String) -> impl IntoView {
-    let save = ServerAction::<AdminUpdatePolicy>::new();
-    let s = slug.clone();
-    let data = Resource::new(move || save.version().get(), move |_| team_keys(s.clone()));
-    view! {
-        <section class="mt-6 max-w-xl rounded-xl bg-white p-6 shadow-sm ring-1 ring-slate-200">
-            <h2 class="font-semibold">"Models, limits and keys"</h2>
-            <p class="mt-1 text-xs text-slate-500">"Enforced by every gateway within a second of saving. Blank limits mean no limit."</p>
-            <Transition fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    data.await.map(|d| {
-                        let p = d.policy;
-                        let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
-                        view! {
-                            <ActionForm action=save attr:class="mt-4 space-y-3">
-                                <input type="hidden" name="slug" value=d.team.clone()/>
-                                <Field label="Allowed models" name="allowed_models" hint="comma-separated; blank: any model" required=false value=p.allowed_models.clone().map(|m| m.join(", ")).unwrap_or_default()/>
-                                <label class="block text-sm"><input type="checkbox" name="self_service_keys" checked=p.self_service_keys/> " Members get keys without approval (self-service)"</label>
-                                <Field label="Longest key lifetime (days)" name="max_key_days" hint="1 to 3650" required=true value=p.max_key_days.to_string()/>
-                                <Field label="Requests per minute (team)" name="rpm_limit" hint="" required=false value=opt(p.rpm_limit.map(i64::from))/>
-                                <Field label="Tokens per minute (team)" name="tpm_limit" hint="" required=false value=opt(p.tpm_limit.map(i64::from))/>
-                                <Field label="Tokens per month (team)" name="monthly_token_quota" hint="" required=false value=opt(p.monthly_token_quota)/>
-                                <button type="submit" data-testid="save-policy" class="rounded-md bg-indigo-600 px-4 py-2 text-sm font-medium text-white hover:bg-indigo-500">"Save policy"</button>
-                                <Outcome value=save.value() ok=|_| "Policy saved".to_owned()/>
-                            </ActionForm>
-                        }
-                    })
-                })}
-            </Transition>
-        </section>
     }
 }

@@ -9,3 +9,4 @@ pub mod operations;
 pub mod signin;
 pub mod status;
 pub mod teams;
+pub mod usage;

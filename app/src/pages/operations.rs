@@ -11,9 +11,9 @@ use crate::api::{
     CancelOperation, OperationPageData, StartOperation, get_operation_detail, list_operations,
 };
 use crate::components::error::ErrorPanel;
+use crate::components::form::Outcome;
 use crate::components::progress::{OperationStateBadge, StepProgress};
 use crate::model::{Operation, OperationDetail, OperationKind, OperationState};
-use crate::pages::admin::Outcome;
 
 fn what(o: &Operation) -> String {
     match o.kind {
