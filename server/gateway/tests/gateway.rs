@@ -1,57 +1,16 @@
-//! The gateway against a real Postgres and `ollama-sim`: keys, models,
-//! limits, streaming, usage, cancellation, revocation across processes.
+//! The gateway against a real Postgres and `ollama-sim`: streaming, usage
+//! metering, cancellation, cut streams, reply checks and a dead upstream.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use app::model::{KeyScope, TeamRole};
+use app::model::KeyScope;
 use common::gateway::*;
+use common::world::*;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-
-struct World {
-    db: PgPool,
-    team_a: uuid::Uuid,
-    member: uuid::Uuid,
-    owner: uuid::Uuid,
-}
-
-/// team-a may use llama3.2 only, team-b qwen2.5:0.5b only; mia is a member
-/// of team-a, olu its owner, bea the owner of team-b.
-async fn world(db: PgPool) -> World {
-    let team_a = team(&db, "team-a", Some(&["llama3.2"])).await;
-    let team_b = team(&db, "team-b", Some(&["qwen2.5:0.5b"])).await;
-    let member_id = user(&db, "mia", false).await;
-    let owner = user(&db, "olu", false).await;
-    let bea = user(&db, "bea", false).await;
-    member(&db, team_a, member_id, TeamRole::Member).await;
-    member(&db, team_a, owner, TeamRole::Owner).await;
-    member(&db, team_b, bea, TeamRole::Owner).await;
-    World {
-        db,
-        team_a,
-        member: member_id,
-        owner,
-    }
-}
-
-async fn key(w: &World, scopes: &[KeyScope]) -> (uuid::Uuid, String) {
-    issue_key(&w.db, "team-a", w.member, w.owner, scopes, None).await
-}
-
-fn chat(model: &str, stream: bool, prompt: &str) -> Value {
-    json!({ "model": model, "stream": stream, "messages": [{ "role": "user", "content": prompt }] })
-}
-
-async fn post(url: &str, key: Option<&str>, body: &Value) -> reqwest::Response {
-    let mut r = reqwest::Client::new().post(url).json(body);
-    if let Some(k) = key {
-        r = r.bearer_auth(k);
-    }
-    r.send().await.unwrap()
-}
 
 #[sqlx::test(migrator = "app::MIGRATOR")]
 async fn a_streamed_chat_passes_through_and_is_metered_with_ollamas_own_counts(db: PgPool) {
@@ -198,203 +157,6 @@ async fn openai_streams_get_usage_from_ollama_and_clients_that_did_not_ask_never
     assert_eq!(
         tokens[0], tokens[1],
         "same prompt, same deterministic counts"
-    );
-}
-
-#[sqlx::test(migrator = "app::MIGRATOR")]
-async fn bad_keys_are_refused_in_the_clients_format_and_never_reach_ollama(db: PgPool) {
-    let w = world(db).await;
-    let (key_id, secret) = key(&w, &[KeyScope::Inference]).await;
-    let (sim_url, sim) = start_sim(fast_sim()).await;
-    let (gw_url, _gw) = start_gateway(w.db.clone(), &sim_url, &[]).await;
-    let body = chat("llama3.2", false, "hi");
-
-    let res = post(&format!("{gw_url}/api/chat"), None, &body).await;
-    assert_eq!(res.status(), 401);
-    assert!(
-        res.json::<Value>().await.unwrap()["error"]
-            .as_str()
-            .unwrap()
-            .contains("missing API key")
-    );
-
-    let mut typo = secret.clone().into_bytes();
-    let i = typo.len() - 10;
-    typo[i] = if typo[i] == b'a' { b'b' } else { b'a' };
-    let typo = String::from_utf8(typo).unwrap();
-    let res = post(&format!("{gw_url}/v1/chat/completions"), Some(&typo), &body).await;
-    assert_eq!(res.status(), 401);
-    let v: Value = res.json().await.unwrap();
-    assert_eq!(v["error"]["code"], "invalid_api_key");
-    assert!(v["error"]["message"].as_str().unwrap().contains("checksum"));
-
-    let (other, ..) = app::domain::keys::token::generate();
-    let res = reqwest::Client::new()
-        .post(format!("{gw_url}/api/chat"))
-        .header("x-api-key", &other)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 401);
-
-    let owner = actor(&w.db, w.owner).await;
-    let mut tx = w.db.begin().await.unwrap();
-    app::domain::keys::revoke(&mut tx, &owner, key_id, Some("test"))
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    assert!(
-        eventually(Duration::from_secs(2), || async {
-            post(&format!("{gw_url}/api/chat"), Some(&secret), &body)
-                .await
-                .status()
-                == 401
-        })
-        .await
-    );
-    assert_eq!(sim.stats().requests, 0, "no invalid key reached Ollama");
-
-    // X-API-Key works like the seed's nginx example, for a live key.
-    let (_, live) = key(&w, &[KeyScope::Inference]).await;
-    let res = reqwest::Client::new()
-        .post(format!("{gw_url}/api/chat"))
-        .header("x-api-key", &live)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-}
-
-#[sqlx::test(migrator = "app::MIGRATOR")]
-async fn team_a_keys_cannot_use_or_see_a_model_only_team_b_may_use(db: PgPool) {
-    let w = world(db).await;
-    let (_, secret) = key(&w, &[KeyScope::Inference]).await;
-    let (sim_url, sim) = start_sim(fast_sim()).await;
-    let (gw_url, _gw) = start_gateway(w.db.clone(), &sim_url, &[]).await;
-
-    let res = post(
-        &format!("{gw_url}/api/chat"),
-        Some(&secret),
-        &chat("qwen2.5:0.5b", false, "hi"),
-    )
-    .await;
-    assert_eq!(res.status(), 403);
-    assert!(
-        res.json::<Value>().await.unwrap()["error"]
-            .as_str()
-            .unwrap()
-            .contains("qwen2.5:0.5b")
-    );
-    let res = post(
-        &format!("{gw_url}/v1/embeddings"),
-        Some(&secret),
-        &json!({ "model": "qwen2.5:0.5b", "input": "x" }),
-    )
-    .await;
-    assert_eq!(res.status(), 403);
-    assert_eq!(
-        res.json::<Value>().await.unwrap()["error"]["code"],
-        "model_not_allowed"
-    );
-    assert_eq!(sim.stats().requests, 0);
-
-    let tags: Value = reqwest::Client::new()
-        .get(format!("{gw_url}/api/tags"))
-        .bearer_auth(&secret)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let names: Vec<&str> = tags["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["llama3.2:latest"]);
-    let models: Value = reqwest::Client::new()
-        .get(format!("{gw_url}/v1/models"))
-        .bearer_auth(&secret)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(models["data"].as_array().unwrap().len(), 1);
-
-    // Management is refused to inference keys.
-    let res = post(
-        &format!("{gw_url}/api/pull"),
-        Some(&secret),
-        &json!({ "model": "llama3.2" }),
-    )
-    .await;
-    assert_eq!(res.status(), 403);
-    assert!(
-        res.json::<Value>().await.unwrap()["error"]
-            .as_str()
-            .unwrap()
-            .contains("manage scope")
-    );
-}
-
-#[sqlx::test(migrator = "app::MIGRATOR")]
-async fn rate_limits_and_exhausted_quotas_answer_429_with_retry_after(db: PgPool) {
-    let w = world(db).await;
-    let (key_id, secret) = key(&w, &[KeyScope::Inference]).await;
-    sqlx::query("UPDATE api_keys SET rpm_limit = 2 WHERE id = $1")
-        .bind(key_id)
-        .execute(&w.db)
-        .await
-        .unwrap();
-    let (sim_url, _sim) = start_sim(fast_sim()).await;
-    let (gw_url, _gw) = start_gateway(w.db.clone(), &sim_url, &[]).await;
-    let url = format!("{gw_url}/v1/chat/completions");
-    let body = chat("llama3.2", false, "hi");
-    // The limit change reached the gateway through NOTIFY; a fresh lookup.
-    let mut statuses = Vec::new();
-    for _ in 0..3 {
-        let res = post(&url, Some(&secret), &body).await;
-        statuses.push(res.status().as_u16());
-        if res.status() == 429 {
-            let retry: u64 = res.headers()["retry-after"]
-                .to_str()
-                .unwrap()
-                .parse()
-                .unwrap();
-            assert!((1..=60).contains(&retry));
-            assert_eq!(
-                res.json::<Value>().await.unwrap()["error"]["type"],
-                "rate_limit_error"
-            );
-        }
-    }
-    // Two fit in a minute unless the minute turned over between them.
-    assert!(
-        statuses == [200, 200, 429] || statuses.iter().filter(|s| **s == 200).count() == 3,
-        "{statuses:?}"
-    );
-
-    // A team whose monthly quota is used up.
-    let (_, other) = key(&w, &[KeyScope::Inference]).await;
-    sqlx::query("UPDATE teams SET monthly_token_quota = 5 WHERE id = $1")
-        .bind(w.team_a)
-        .execute(&w.db)
-        .await
-        .unwrap();
-    let chat_url = format!("{gw_url}/api/chat");
-    assert!(
-        eventually(Duration::from_secs(5), || async {
-            let res = post(&chat_url, Some(&other), &body).await;
-            res.status() == 429 && res.headers().contains_key("retry-after")
-        })
-        .await,
-        "the quota is enforced once the month's usage is known"
     );
 }
 
@@ -551,49 +313,6 @@ async fn replies_that_break_the_requested_json_schema_are_caught(db: PgPool) {
 }
 
 #[sqlx::test(migrator = "app::MIGRATOR")]
-async fn a_revoked_key_is_rejected_by_a_second_gateway_process_within_one_second(db: PgPool) {
-    let w = world(db).await;
-    let (key_id, secret) = key(&w, &[KeyScope::Inference]).await;
-    let (sim_url, _sim) = start_sim(fast_sim()).await;
-    let url = database_url(&w.db);
-    let first = GatewayProcess::start(&url, &sim_url, &[]).await;
-    let second = GatewayProcess::start(&url, &sim_url, &[]).await;
-    let body = chat("llama3.2", false, "hi");
-    for g in [&first, &second] {
-        assert_eq!(
-            post(&format!("{}/api/chat", g.url), Some(&secret), &body)
-                .await
-                .status(),
-            200
-        );
-    }
-
-    let owner = actor(&w.db, w.owner).await;
-    let mut tx = w.db.begin().await.unwrap();
-    app::domain::keys::revoke(&mut tx, &owner, key_id, None)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    let revoked = Instant::now();
-    let second_url = format!("{}/api/chat", second.url);
-    let refused = eventually(Duration::from_secs(1), || async {
-        post(&second_url, Some(&secret), &body).await.status() == 401
-    })
-    .await;
-    let took = revoked.elapsed();
-    assert!(
-        refused,
-        "the second gateway still accepted the key after {took:?}"
-    );
-    assert_eq!(
-        post(&format!("{}/api/chat", first.url), Some(&secret), &body)
-            .await
-            .status(),
-        401
-    );
-}
-
-#[sqlx::test(migrator = "app::MIGRATOR")]
 async fn usage_batches_are_copied_in_whole_and_a_repeated_batch_is_stored_once(db: PgPool) {
     use app::domain::usage::{NewUsageEvent, record};
     let w = world(db).await;
@@ -657,62 +376,6 @@ async fn usage_batches_are_copied_in_whole_and_a_repeated_batch_is_stored_once(d
 }
 
 #[sqlx::test(migrator = "app::MIGRATOR")]
-async fn on_sigterm_an_open_stream_gets_the_grace_period_then_is_cut_and_recorded(db: PgPool) {
-    let w = world(db).await;
-    let (_, secret) = key(&w, &[KeyScope::Inference]).await;
-    let (sim_url, sim) = start_sim(ollama_sim::SimConfig {
-        ttft: Duration::from_millis(5),
-        token_gap: Duration::from_millis(50),
-        ..Default::default()
-    })
-    .await;
-    let url = database_url(&w.db);
-    let mut gateway = GatewayProcess::start(
-        &url,
-        &sim_url,
-        &[("CORRAL_GATEWAY__SHUTDOWN_GRACE_SECS", "1")],
-    )
-    .await;
-    let res = post(
-        &format!("{}/api/chat", gateway.url),
-        Some(&secret),
-        &chat("llama3.2", true, "a long story [sim:tokens=1000]"),
-    )
-    .await;
-    assert_eq!(res.status(), 200);
-    let mut body = res.bytes_stream();
-    body.next().await.unwrap().unwrap();
-
-    let asked = Instant::now();
-    let status = gateway.terminate(Duration::from_secs(10)).await;
-    let took = asked.elapsed();
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "exited cleanly: {status:?}"
-    );
-    assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
-        "the stream had its 1 s of grace, no more: {took:?}"
-    );
-    // The client's stream ends; Ollama's generation is cancelled.
-    while let Some(Ok(_)) = body.next().await {}
-    assert!(
-        eventually(Duration::from_secs(2), || async { sim.stats().active == 0 }).await,
-        "{:?}",
-        sim.stats()
-    );
-    // Its usage was written before the process exited.
-    let (status, completion): (i16, i32) =
-        sqlx::query_as("SELECT status, completion_tokens FROM usage_events WHERE team_id = $1")
-            .bind(w.team_a)
-            .fetch_one(&w.db)
-            .await
-            .unwrap();
-    assert_eq!(status, 499);
-    assert!(completion >= 10, "the tokens it had streamed: {completion}");
-}
-
-#[sqlx::test(migrator = "app::MIGRATOR")]
 async fn an_unreachable_ollama_is_a_502_that_says_so_and_is_recorded(db: PgPool) {
     let w = world(db).await;
     let (_, secret) = key(&w, &[KeyScope::Inference]).await;
@@ -751,27 +414,4 @@ async fn an_unreachable_ollama_is_a_502_that_says_so_and_is_recorded(db: PgPool)
         .await
         .unwrap();
     assert_eq!(statuses, [502, 502], "failed requests are metered too");
-}
-
-#[sqlx::test(migrator = "app::MIGRATOR")]
-async fn a_second_model_field_in_another_case_is_refused_before_ollama(db: PgPool) {
-    // Ollama (Go) matches field names ignoring case and takes the last one:
-    // this body would be checked as llama3.2 and run as team-b's model.
-    let w = world(db).await;
-    let (_, secret) = key(&w, &[KeyScope::Inference]).await;
-    let (sim_url, sim) = start_sim(fast_sim()).await;
-    let (gw_url, _gw) = start_gateway(w.db.clone(), &sim_url, &[]).await;
-    let mut body = chat("llama3.2", false, "hi");
-    body["Model"] = json!("qwen2.5:0.5b");
-    let res = post(&format!("{gw_url}/api/chat"), Some(&secret), &body).await;
-    assert_eq!(res.status(), 400);
-    let v: Value = res.json().await.unwrap();
-    let error = v["error"].as_str().unwrap();
-    assert!(
-        error.starts_with(
-            "the request body has a field \"Model\"; field names are case-sensitive here, write \"model\""
-        ),
-        "{error}"
-    );
-    assert_eq!(sim.stats().requests, 0, "nothing reached Ollama");
 }
