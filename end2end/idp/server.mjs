@@ -27,7 +27,18 @@ const PORT = Number(process.env.OP_PORT || 8080);
 const REALM = process.env.REALM || 'corral';
 const TEST_CONTROLS = process.env.OP_TEST_CONTROLS === '1';
 const MOUNT = `/realms/${REALM}`;
-const ISSUER = `http://${HOST}:${PORT}${MOUNT}`;
+
+// Listen first, so OP_PORT=0 lets the kernel choose a free port (no race
+// between a test choosing a port and Node binding it); the issuer names the
+// port actually bound. No request is handled before this module has run to
+// its end: the handler is attached below, synchronously after this await.
+const server = http.createServer();
+await new Promise((resolve, reject) => {
+  server.once('error', reject);
+  server.listen(PORT, HOST, resolve);
+});
+const BOUND_PORT = server.address().port;
+const ISSUER = `http://${HOST}:${BOUND_PORT}${MOUNT}`;
 
 // ---- users (Keycloak: users + groups + realm roles) ----
 const USERS = JSON.parse(fs.readFileSync(process.env.OP_USERS || path.join(here, 'users.json'), 'utf8'));
@@ -233,7 +244,7 @@ async function interaction(req, res, uid, action) {
 
 const interactionRe = new RegExp(`^${MOUNT}/interaction/([A-Za-z0-9_-]+)(?:/(login|abort))?$`);
 
-const server = http.createServer(async (req, res) => {
+server.on('request', async (req, res) => {
   try {
     const url = new URL(req.url, ISSUER);
     if (url.pathname === '/health') { res.writeHead(200); return res.end('ok'); }
@@ -254,5 +265,10 @@ const server = http.createServer(async (req, res) => {
     res.end(`error: ${err.message}`);
   }
 });
-server.listen(PORT, HOST, () => console.log(`oidc-provider ${ISSUER} ready`));
+console.log(`oidc-provider ${ISSUER} ready`);
+// Tests read the bound port from here (written whole, then renamed).
+if (process.env.OP_PORT_FILE) {
+  fs.writeFileSync(`${process.env.OP_PORT_FILE}.tmp`, String(BOUND_PORT));
+  fs.renameSync(`${process.env.OP_PORT_FILE}.tmp`, process.env.OP_PORT_FILE);
+}
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => server.close(() => process.exit(0)));

@@ -2,9 +2,8 @@
 //! free loopback port for one test, and a browser-like walk through its
 //! login form.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -20,6 +19,9 @@ pub struct Idp {
     _dir: tempdir::Dir,
 }
 
+/// Tells apart the IdPs one test process starts.
+static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 mod tempdir {
     pub struct Dir(pub std::path::PathBuf);
     impl Drop for Dir {
@@ -32,8 +34,10 @@ mod tempdir {
 impl Idp {
     /// Starts the IdP; panics with a clear message (and the IdP's own
     /// output) if Node or its packages are missing (scripts/setup --test
-    /// installs them) or it does not come up. A port taken between choosing
-    /// it and Node binding it is retried on another.
+    /// installs them) or it does not come up. Node binds a port the kernel
+    /// chooses and writes it to a file, so no other process can take the
+    /// port in between; a start that fails for any reason is tried again
+    /// (three times in all) before the test fails.
     pub async fn start() -> Self {
         let idp_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../end2end/idp");
         assert!(
@@ -45,55 +49,33 @@ impl Idp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let tmp =
-                std::env::temp_dir().join(format!("corral-idp-{port}-{}", std::process::id()));
+        let mut failures = Vec::new();
+        for attempt in 1..=3 {
+            let tmp = std::env::temp_dir().join(format!(
+                "corral-idp-{}-{}-{attempt}",
+                std::process::id(),
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ));
             std::fs::create_dir_all(&tmp).unwrap();
             let dir = tempdir::Dir(tmp.clone());
             let log_path = tmp.join("idp.log");
+            let port_file = tmp.join("port");
             let log = std::fs::File::create(&log_path).unwrap();
             let mut child = Command::new("node")
                 .arg("server.mjs")
                 .current_dir(&idp_dir)
-                .env("OP_PORT", port.to_string())
+                .env("OP_PORT", "0")
+                .env("OP_PORT_FILE", &port_file)
                 .env("OP_TEST_CONTROLS", "1")
                 .env("OP_JWKS", tmp.join("jwks.json"))
                 .env("OP_USERS", idp_dir.join("users.json"))
-                .stdout(Stdio::null())
+                .stdout(log.try_clone().unwrap())
                 .stderr(log)
                 .spawn()
                 .expect("node runs the test IdP");
-            let base = format!("http://127.0.0.1:{port}");
-            // Generous: six of these start at once on a loaded 2-core CI box.
-            let deadline = Instant::now() + Duration::from_secs(90);
-            let outcome = loop {
-                if http
-                    .get(format!("{base}/health"))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
-                {
-                    break Ok(());
-                }
-                if let Ok(Some(status)) = child.try_wait() {
-                    break Err(format!("exited with {status}"));
-                }
-                if Instant::now() >= deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break Err("did not answer /health within 90 s".to_string());
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            };
-            match outcome {
-                Ok(()) => {
+            let started = Instant::now();
+            match Self::wait_ready(&http, &mut child, &port_file).await {
+                Ok(base) => {
                     return Self {
                         child,
                         issuer: format!("{base}/realms/corral"),
@@ -103,13 +85,55 @@ impl Idp {
                     };
                 }
                 Err(why) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
                     let output = std::fs::read_to_string(&log_path).unwrap_or_default();
-                    if output.contains("EADDRINUSE") && attempt < 5 {
-                        continue;
-                    }
-                    panic!("test IdP on {base} {why}; its output:\n{output}");
+                    failures.push(format!(
+                        "attempt {attempt}: {why} after {:.1} s; its output:\n{output}",
+                        started.elapsed().as_secs_f64()
+                    ));
                 }
             }
+        }
+        panic!("the test IdP did not start:\n{}", failures.join("\n"));
+    }
+
+    /// Waits (up to 90 s: several of these start at once on a loaded 2-core
+    /// CI box) for the port file and then a 200 from `/health`, each probe
+    /// with its own short timeout so no single request can hang the wait.
+    async fn wait_ready(
+        http: &reqwest::Client,
+        child: &mut Child,
+        port_file: &std::path::Path,
+    ) -> Result<String, String> {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let mut base = None;
+        loop {
+            if base.is_none()
+                && let Ok(port) = std::fs::read_to_string(port_file)
+            {
+                base = Some(format!("http://127.0.0.1:{}", port.trim()));
+            }
+            if let Some(base) = &base
+                && http
+                    .get(format!("{base}/health"))
+                    .timeout(Duration::from_secs(3))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(base.clone());
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("it exited with {status}"));
+            }
+            if Instant::now() >= deadline {
+                return Err(match base {
+                    None => "it did not bind a port".to_string(),
+                    Some(base) => format!("{base}/health did not answer 200"),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
