@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cluster;
 pub mod health;
 pub mod operation_events;
+pub mod prometheus;
 pub mod rest;
 pub mod telemetry;
 pub mod workers;
@@ -114,8 +115,14 @@ impl Probe for IdpProbe {
 }
 
 /// The probes the status page runs after Postgres.
-pub fn probes(auth: &Arc<Auth>) -> Arc<Vec<Arc<dyn Probe>>> {
-    Arc::new(vec![Arc::new(IdpProbe(auth.clone())) as Arc<dyn Probe>])
+pub fn probes(
+    auth: &Arc<Auth>,
+    prometheus: Option<Arc<prometheus::Prometheus>>,
+) -> Arc<Vec<Arc<dyn Probe>>> {
+    Arc::new(vec![
+        Arc::new(IdpProbe(auth.clone())) as Arc<dyn Probe>,
+        Arc::new(prometheus::PrometheusProbe(prometheus)),
+    ])
 }
 
 /// The whole HTTP application: portal pages, server functions, sign-in,
@@ -174,7 +181,7 @@ pub fn router(state: ServerState) -> Router {
         .with_state(openapi);
     let ops = Router::new()
         .route("/metrics", get(telemetry::metrics_handler))
-        .with_state(state.metrics.clone());
+        .with_state((state.metrics.clone(), state.app.db.clone()));
 
     let request_id = header::HeaderName::from_static(REQUEST_ID);
     portal

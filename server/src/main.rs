@@ -53,6 +53,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         ),
     });
     let cluster = Arc::new(server::cluster::Cluster::from_settings(&settings).await?);
+    let prometheus = server::prometheus::Prometheus::from_settings(&settings.prometheus)?;
     let state = ServerState {
         app: AppState {
             leptos_options,
@@ -66,8 +67,9 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
                 gateway_url: (settings.gateway.enabled || settings.gateway.public_url.is_some())
                     .then(|| settings.gateway_url()),
             }),
-            probes: server::probes(&auth),
+            probes: server::probes(&auth, prometheus.clone()),
             cluster: cluster.clone(),
+            metrics: prometheus.map(|p| p as Arc<dyn app::domain::MetricsSource>),
         },
         auth,
         metrics: Metrics::new(),

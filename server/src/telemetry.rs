@@ -117,12 +117,63 @@ pub fn route_label(req: &Request) -> String {
 }
 
 /// `GET /metrics`.
-pub async fn metrics_handler(State(metrics): State<Metrics>) -> impl IntoResponse {
+pub async fn metrics_handler(
+    State((metrics, db)): State<(Metrics, sqlx::PgPool)>,
+) -> impl IntoResponse {
+    let mut text = metrics.render();
+    text.push_str(&team_gauges(&db).await);
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        metrics.render(),
+        text,
     )
+}
+
+/// Each team's tokens this month and monthly quota, read at scrape time
+/// from the daily rollup (a few rows per team), for the quota alerts.
+/// Empty when Postgres does not answer: the scrape still succeeds.
+async fn team_gauges(db: &sqlx::PgPool) -> String {
+    let rows = sqlx::query!(
+        r#"SELECT t.slug, t.monthly_token_quota,
+                  COALESCE((SELECT SUM(prompt_tokens + completion_tokens) FROM usage_daily d
+                             WHERE d.team_id = t.id
+                               AND d.day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date),
+                           0)::bigint AS "tokens!"
+             FROM teams t ORDER BY t.slug"#
+    )
+    .fetch_all(db)
+    .await;
+    let Ok(rows) = rows else {
+        return String::new();
+    };
+    let registry = Registry::new();
+    let quota = prometheus::IntGaugeVec::new(
+        Opts::new(
+            "corral_team_monthly_token_quota",
+            "Each team's monthly token quota (teams without one are absent).",
+        ),
+        &["team"],
+    )
+    .expect("valid metric");
+    let used = prometheus::IntGaugeVec::new(
+        Opts::new(
+            "corral_team_tokens_this_month",
+            "Tokens each team used this calendar month (UTC), from Corral's own records.",
+        ),
+        &["team"],
+    )
+    .expect("valid metric");
+    for r in rows {
+        used.with_label_values(&[r.slug.as_str()]).set(r.tokens);
+        if let Some(q) = r.monthly_token_quota {
+            quota.with_label_values(&[r.slug.as_str()]).set(q);
+        }
+    }
+    let _ = registry.register(Box::new(quota));
+    let _ = registry.register(Box::new(used));
+    let mut out = Vec::new();
+    let _ = TextEncoder::new().encode(&registry.gather(), &mut out);
+    String::from_utf8(out).unwrap_or_default()
 }

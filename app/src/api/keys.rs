@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    ApiKey, AppError, IssuedKey, KeyRequest, KeyRequestOutcome, TeamPolicy, TeamRole, UsageSummary,
+    ApiKey, AppError, IssuedKey, KeyRequest, KeyRequestOutcome, TeamPolicy, TeamRole,
 };
 
 /// Everything the team's key page shows.
@@ -209,16 +209,6 @@ pub async fn rotate_key(
     let k = crate::domain::keys::rotate(&mut tx, &actor, id, grace, &state.runtime.pepper).await?;
     commit(tx).await?;
     Ok(k)
-}
-
-/// The team's usage over the last `days` days.
-#[server(prefix = "/rpc", endpoint = "team_usage")]
-pub async fn team_usage(slug: String, days: i64) -> Result<UsageSummary, AppError> {
-    let actor = super::actor()?;
-    crate::model::key_rules::USAGE_DAYS.check("days", days)?;
-    let since = time::OffsetDateTime::now_utc() - time::Duration::days(days);
-    let mut c = conn().await?;
-    Ok(crate::domain::usage::summary(&mut c, &actor, &slug, since).await?)
 }
 
 /// Every team's pending requests and all keys (admins).

@@ -7,12 +7,14 @@ mod cluster;
 mod identity;
 mod keys;
 mod status;
+mod usage;
 
 pub use admin::*;
 pub use cluster::*;
 pub use identity::*;
 pub use keys::*;
 pub use status::*;
+pub use usage::*;
 
 /// The application state that the server provided to this request.
 #[cfg(feature = "ssr")]

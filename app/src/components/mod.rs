@@ -1,6 +1,7 @@
 //! Shared UI pieces: the page frame, badges, error panels.
 
 pub mod admin_nav;
+pub mod chart;
 pub mod error;
 pub mod form;
 pub mod layout;

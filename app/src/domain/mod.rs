@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod authz;
+pub mod charts;
 pub mod error;
 pub mod health;
 pub mod identity;
@@ -34,6 +35,9 @@ pub struct AppState {
     pub probes: Arc<Vec<Arc<dyn Probe>>>,
     /// Where Ollama runs: the workloads and their live state.
     pub cluster: Arc<dyn ClusterView>,
+    /// Prometheus, for the usage charts; none when `prometheus.url` is not
+    /// set (the pages then show Postgres's totals only).
+    pub metrics: Option<Arc<dyn MetricsSource>>,
 }
 
 /// Facts about this running process that pages show.
@@ -71,6 +75,33 @@ pub trait ClusterView: Send + Sync {
     fn report(
         &self,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::model::ClusterReport> + Send + '_>>;
+}
+
+/// One series of a range query: its labels and its (Unix seconds, value)
+/// points.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricSeries {
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub points: Vec<(i64, f64)>,
+}
+
+/// Prometheus as the usage pages ask it. Queries are built by
+/// [`usage::promql`] from typed parameters only. Errors are a sentence for
+/// the page's banner (unreachable, timed out, refused the query).
+pub trait MetricsSource: Send + Sync {
+    fn query_range<'a>(
+        &'a self,
+        promql: &'a str,
+        from: i64,
+        to: i64,
+        step: i64,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = std::result::Result<Vec<MetricSeries>, String>>
+                + Send
+                + 'a,
+        >,
+    >;
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -332,54 +332,6 @@ mod double_option {
     }
 }
 
-/// Usage of one model by a team.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-pub struct ModelUsage {
-    pub model: String,
-    pub requests: i64,
-    pub errors: i64,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    pub avg_latency_ms: f64,
-    pub avg_ttft_ms: Option<f64>,
-}
-
-/// One request the gateway served.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-pub struct UsageEvent {
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
-    /// Prefix of the key used (`crl_<public id>_…`).
-    pub key: Option<String>,
-    pub model: String,
-    pub endpoint: String,
-    pub status: i16,
-    pub prompt_tokens: i32,
-    pub completion_tokens: i32,
-    pub latency_ms: f64,
-    pub ttft_ms: Option<f64>,
-}
-
-/// A team's usage since `since`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-pub struct UsageSummary {
-    pub team: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub since: OffsetDateTime,
-    pub requests: i64,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    /// Tokens used this calendar month (UTC), against the quota if any.
-    pub month_tokens: i64,
-    pub monthly_token_quota: Option<i64>,
-    pub by_model: Vec<ModelUsage>,
-    /// The latest requests, newest first.
-    pub recent: Vec<UsageEvent>,
-}
-
 /// Rules for key and policy fields, shared by the forms, the REST API, the
 /// domain and the OpenAPI document.
 pub mod key_rules {

@@ -9,6 +9,7 @@ mod keys;
 mod operations;
 mod status;
 pub mod text;
+pub mod usage;
 
 pub use error::AppError;
 pub use status::{DependencyState, DependencyStatus, StatusReport};
@@ -26,8 +27,7 @@ pub use identity::{
 };
 pub use keys::{
     ApiKey, IssuedKey, KeyDecision, KeyRequest, KeyRequestOutcome, KeyRequestState, KeyScope,
-    KeyState, ModelUsage, NewKeyRequest, RevokeKey, RotateKey, TeamPolicy, TeamPolicyPatch,
-    UsageEvent, UsageSummary, key_rules,
+    KeyState, NewKeyRequest, RevokeKey, RotateKey, TeamPolicy, TeamPolicyPatch, key_rules,
 };
 pub use operations::{
     MaintenanceSchedule, MaintenanceWindow, NewMaintenanceWindow, NewOperation, Operation,
@@ -35,3 +35,7 @@ pub use operations::{
     OperationState, OperationStep, StepState, operation_rules,
 };
 pub use profile::{About, Profile};
+pub use usage::{
+    Chart, ChartSeries, KeyUsage, MetricsState, ModelUsage, PALETTE, RangeChoice, UsageDashboard,
+    UsageEvent, UsageRange, UsageSummary,
+};

@@ -351,7 +351,9 @@ async fn forward(
             return Refusal::Upstream(format!("reply cut short: {e}")).into_response(dialect);
         }
     };
-    outcome.ttft = Some(t0.elapsed());
+    // No time to first token: a reply that is not streamed arrives whole,
+    // so its "first token" is its latency, which would only blur the
+    // streamed figure.
     outcome.finished = true;
     let mut bytes = bytes;
     let mut format_errors = None;

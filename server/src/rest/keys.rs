@@ -1,9 +1,9 @@
-//! `/api/v1` key requests, keys, team policy and usage.
+//! `/api/v1` key requests, keys and team policy.
 
 use app::domain::keys;
 use app::model::{
     ApiKey, IssuedKey, KeyDecision, KeyRequest, KeyRequestOutcome, KeyRequestState, NewKeyRequest,
-    RevokeKey, RotateKey, TeamPolicy, TeamPolicyPatch, UsageSummary,
+    RevokeKey, RotateKey, TeamPolicy, TeamPolicyPatch,
 };
 use axum::Json;
 use axum::extract::{Path, State};
@@ -306,49 +306,4 @@ pub async fn update_policy(
     let p = keys::update_policy(&mut tx, &actor, &slug, &patch).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(Json(p))
-}
-
-/// `?days=` on usage.
-#[derive(Debug, serde::Deserialize)]
-pub struct UsageQuery {
-    pub days: Option<i64>,
-}
-
-impl utoipa::IntoParams for UsageQuery {
-    fn into_params(
-        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
-    ) -> Vec<utoipa::openapi::path::Parameter> {
-        vec![super::param(
-            "days",
-            utoipa::openapi::path::ParameterIn::Query,
-            "How many days back.",
-            app::model::key_rules::schema::usage_days(),
-            None,
-        )]
-    }
-}
-
-/// The team's usage through the gateway: totals and per model since `days`
-/// ago, this month's tokens against the quota, and the latest requests.
-#[utoipa::path(get, path = "/api/v1/teams/{slug}/usage", tag = "usage",
-    params(SlugPath, UsageQuery),
-    responses(
-        (status = 200, body = UsageSummary),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-    ))]
-pub async fn team_usage(
-    State(s): State<ServerState>,
-    Caller(actor): Caller,
-    Path(slug): Path<String>,
-    Params(q): Params<UsageQuery>,
-) -> Result<Json<UsageSummary>, Problem> {
-    let days = q.days.unwrap_or(7);
-    app::model::key_rules::USAGE_DAYS.check("days", days)?;
-    let since = time::OffsetDateTime::now_utc() - time::Duration::days(days);
-    let mut conn = s.app.db.acquire().await.map_err(db_err)?;
-    Ok(Json(
-        app::domain::usage::summary(&mut conn, &actor, &slug, since).await?,
-    ))
 }

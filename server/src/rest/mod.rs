@@ -10,6 +10,7 @@ pub mod me;
 pub mod operations;
 pub mod problem;
 pub mod teams;
+pub mod usage;
 
 use app::domain::Actor;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -92,7 +93,8 @@ pub fn routes() -> (axum::Router<ServerState>, utoipa::openapi::OpenApi) {
         .routes(routes!(keys::revoke_key))
         .routes(routes!(keys::rotate_key))
         .routes(routes!(keys::get_policy, keys::update_policy))
-        .routes(routes!(keys::team_usage))
+        .routes(routes!(usage::team_usage))
+        .routes(routes!(usage::export_usage))
         .routes(routes!(
             operations::list_operations,
             operations::start_operation

@@ -15,9 +15,11 @@ use serde::{Deserialize, Serialize};
 /// Environment variable prefix for every setting.
 mod cluster;
 mod gateway;
+mod prometheus;
 
 pub use cluster::{ClusterDriver, ClusterSettings, ModelsVolume, OperationSettings, SimSettings};
 pub use gateway::{FormatCheck, GatewaySettings};
+pub use prometheus::PrometheusSettings;
 
 pub const ENV_PREFIX: &str = "CORRAL_";
 /// Environment variable naming the optional settings file.
@@ -39,6 +41,7 @@ pub struct Settings {
     pub sim: SimSettings,
     pub cluster: ClusterSettings,
     pub operations: OperationSettings,
+    pub prometheus: PrometheusSettings,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -154,6 +157,7 @@ fn defaults() -> serde_json::Value {
             "spool_dir": ".corral/usage-spool", "key_cache_secs": 60, "workers": 0,
             "shutdown_grace_secs": 20, "send_timeout_secs": 60, "max_connections": 10000,
         },
+        "prometheus": { "url": null, "timeout_ms": 2000, "bearer_token": null },
         "sim": { "enabled": null, "host": "127.0.0.1", "port": 11434, "ttft_ms": 40, "token_ms": 25, "parallel": 4, "pods": 2, "pull_step_ms": 400 },
         "cluster": {
             "driver": "static", "workload": "ollama", "static_urls": null,
@@ -275,6 +279,7 @@ impl Settings {
         }
         self.validate_gateway()?;
         self.validate_cluster()?;
+        self.prometheus.validate()?;
         if self.profile == Profile::Production {
             let mut missing = Vec::new();
             if self.keys.pepper.is_none() {

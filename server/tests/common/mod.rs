@@ -34,15 +34,29 @@ pub struct TestApp {
 
 impl TestApp {
     pub fn new(db: PgPool) -> Self {
-        Self::build(db, None)
+        Self::build(db, None, None)
     }
 
     /// With sign-in through the given test IdP.
     pub fn with_idp(db: PgPool, idp: &idp::Idp) -> Self {
-        Self::build(db, Some(&idp.issuer))
+        Self::build(db, Some(&idp.issuer), None)
     }
 
-    fn build(db: PgPool, issuer: Option<&str>) -> Self {
+    /// With the usage charts read from the Prometheus at `url`.
+    pub fn with_prometheus(db: PgPool, url: &str, timeout_ms: u64) -> Self {
+        Self::build(db, None, Some((url, timeout_ms)))
+    }
+
+    fn build(db: PgPool, issuer: Option<&str>, prometheus: Option<(&str, u64)>) -> Self {
+        let prometheus = prometheus.map(|(url, timeout_ms)| {
+            server::prometheus::Prometheus::from_settings(&server::settings::PrometheusSettings {
+                url: Some(url::Url::parse(url).unwrap()),
+                timeout_ms,
+                bearer_token: None,
+            })
+            .unwrap()
+            .unwrap()
+        });
         let oidc = issuer.map(|issuer| {
             let settings = server::settings::Settings::load_from([
                 ("CORRAL_OIDC__ISSUER".to_owned(), issuer.to_owned()),
@@ -77,7 +91,8 @@ impl TestApp {
                     pepper: app::domain::keys::Pepper::new(TEST_PEPPER.as_bytes()),
                     gateway_url: None,
                 }),
-                probes: server::probes(&auth),
+                probes: server::probes(&auth, prometheus.clone()),
+                metrics: prometheus.map(|p| p as Arc<dyn app::domain::MetricsSource>),
                 cluster: Arc::new(server::cluster::Cluster::new(
                     cluster::Driver::Static(cluster::StaticDriver::new(
                         "ollama",

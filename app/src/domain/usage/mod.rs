@@ -1,14 +1,20 @@
-//! Usage events: written by the gateway in batches, read per team.
+//! Usage events: written by the gateway in batches (Postgres keeps their
+//! daily totals in `usage_daily`), read per team.
+
+mod dashboard;
+mod export;
+pub mod promql;
+mod totals;
+
+pub use dashboard::{dashboard, window};
+pub use export::{ExportRow, export_days, export_events, export_team};
+pub use totals::{month_tokens, project_month, summary};
 
 use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::authz::{Action, Actor};
 use super::error::Result;
-use super::keys::token::display_prefix;
-use super::teams::visible_id;
-use crate::model::{ModelUsage, UsageEvent, UsageSummary};
 
 /// One request the gateway served, as it records it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -163,91 +169,4 @@ pub async fn insert_new(conn: impl PgExecutor<'_>, events: &[NewUsageEvent]) -> 
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
-}
-
-/// Tokens a team used this calendar month (UTC).
-pub async fn month_tokens(conn: impl PgExecutor<'_>, team_id: Uuid) -> Result<i64> {
-    Ok(sqlx::query_scalar!(
-        r#"SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0)::bigint AS "n!"
-             FROM usage_events
-            WHERE team_id = $1 AND at >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"#,
-        team_id
-    )
-    .fetch_one(conn)
-    .await?)
-}
-
-/// A team's usage since `since`, by model, with the latest requests.
-pub async fn summary(
-    conn: &mut PgConnection,
-    actor: &Actor,
-    slug: &str,
-    since: OffsetDateTime,
-) -> Result<UsageSummary> {
-    let team_id = visible_id(&mut *conn, actor, slug).await?;
-    actor.authorize(Action::ViewUsage(team_id))?;
-    let by_model = sqlx::query!(
-        r#"SELECT model, count(*) AS "requests!",
-                  count(*) FILTER (WHERE status >= 400) AS "errors!",
-                  COALESCE(SUM(prompt_tokens), 0)::bigint AS "prompt!",
-                  COALESCE(SUM(completion_tokens), 0)::bigint AS "completion!",
-                  AVG(latency_ms) AS "latency!", AVG(ttft_ms) AS ttft
-             FROM usage_events WHERE team_id = $1 AND at >= $2
-            GROUP BY model ORDER BY count(*) DESC"#,
-        team_id,
-        since
-    )
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .map(|r| ModelUsage {
-        model: r.model,
-        requests: r.requests,
-        errors: r.errors,
-        prompt_tokens: r.prompt,
-        completion_tokens: r.completion,
-        avg_latency_ms: r.latency,
-        avg_ttft_ms: r.ttft,
-    })
-    .collect::<Vec<_>>();
-    let recent = sqlx::query!(
-        r#"SELECT e.at, k.public_id AS "public_id?", e.model, e.endpoint, e.status,
-                  e.prompt_tokens, e.completion_tokens, e.latency_ms, e.ttft_ms
-             FROM usage_events e LEFT JOIN api_keys k ON k.id = e.key_id
-            WHERE e.team_id = $1
-            ORDER BY e.at DESC, e.event_id DESC LIMIT 50"#,
-        team_id
-    )
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .map(|r| UsageEvent {
-        at: r.at,
-        key: r.public_id.as_deref().map(display_prefix),
-        model: r.model,
-        endpoint: r.endpoint,
-        status: r.status,
-        prompt_tokens: r.prompt_tokens,
-        completion_tokens: r.completion_tokens,
-        latency_ms: r.latency_ms,
-        ttft_ms: r.ttft_ms,
-    })
-    .collect();
-    let quota = sqlx::query_scalar!(
-        "SELECT monthly_token_quota FROM teams WHERE id = $1",
-        team_id
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(UsageSummary {
-        team: slug.to_owned(),
-        since,
-        requests: by_model.iter().map(|m| m.requests).sum(),
-        prompt_tokens: by_model.iter().map(|m| m.prompt_tokens).sum(),
-        completion_tokens: by_model.iter().map(|m| m.completion_tokens).sum(),
-        month_tokens: month_tokens(&mut *conn, team_id).await?,
-        monthly_token_quota: quota,
-        by_model,
-        recent,
-    })
 }

@@ -1,0 +1,39 @@
+//! The usage pages' server functions.
+
+use leptos::prelude::*;
+
+use crate::model::{AppError, UsageDashboard};
+
+/// A team's usage dashboard over a range (`1h`, `24h`, `7d`, `30d`, or
+/// `custom` with `from` and `to`), its charts limited to `model` if given.
+#[server(prefix = "/rpc", endpoint = "usage_dashboard")]
+pub async fn get_usage_dashboard(
+    slug: String,
+    range: String,
+    from: Option<String>,
+    to: Option<String>,
+    model: Option<String>,
+) -> Result<UsageDashboard, AppError> {
+    let state = super::app_state()?;
+    let actor = super::actor()?;
+    let range = crate::model::UsageRange::new(
+        &range,
+        from.as_deref(),
+        to.as_deref(),
+        time::OffsetDateTime::now_utc(),
+    )?;
+    let mut conn = state
+        .db
+        .acquire()
+        .await
+        .map_err(|e| AppError::from(crate::domain::Error::from(e)))?;
+    Ok(crate::domain::usage::dashboard(
+        &mut conn,
+        &actor,
+        state.metrics.as_deref(),
+        &slug,
+        range,
+        model,
+    )
+    .await?)
+}

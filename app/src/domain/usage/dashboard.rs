@@ -1,0 +1,200 @@
+//! The team usage page: exact totals from Postgres always, and charts from
+//! Prometheus over the same range when it answers (a banner says why not
+//! otherwise).
+
+use sqlx::PgConnection;
+
+use super::promql::{self, Scope};
+use crate::domain::authz::Actor;
+use crate::domain::charts::line_chart;
+use crate::domain::error::Result;
+use crate::domain::{MetricSeries, MetricsSource};
+use crate::model::text::storable;
+use crate::model::{
+    AppError, Chart, ChartSeries, MetricsState, UsageDashboard, UsageRange, key_rules,
+};
+
+/// What one chart asks Prometheus: each query is one line or, grouped by
+/// `label`, one line per value of it.
+struct Spec {
+    id: &'static str,
+    title: &'static str,
+    unit: &'static str,
+    queries: Vec<(String, Option<&'static str>, String)>,
+}
+
+fn specs(scope: &Scope, window: i64) -> Vec<Spec> {
+    let q = |metric, quantile: f64, name: &str| {
+        (
+            promql::quantile(metric, quantile, scope, window),
+            None,
+            name.to_string(),
+        )
+    };
+    vec![
+        Spec {
+            id: "requests",
+            title: "Requests per second",
+            unit: "req/s",
+            queries: vec![(
+                promql::request_rate(scope, "model", window),
+                Some("model"),
+                String::new(),
+            )],
+        },
+        Spec {
+            id: "tokens",
+            title: "Tokens per hour",
+            unit: "tokens/h",
+            queries: vec![(
+                promql::tokens_per_hour(scope, window),
+                Some("kind"),
+                String::new(),
+            )],
+        },
+        Spec {
+            id: "errors",
+            title: "Errors by status",
+            unit: "%",
+            queries: vec![(
+                promql::error_percent(scope, window),
+                Some("status"),
+                String::new(),
+            )],
+        },
+        Spec {
+            id: "latency",
+            title: "Latency",
+            unit: "s",
+            queries: vec![
+                q(promql::DURATION, 0.5, "p50"),
+                q(promql::DURATION, 0.95, "p95"),
+                q(promql::DURATION, 0.99, "p99"),
+            ],
+        },
+        Spec {
+            id: "ttft",
+            title: "Time to first token (streamed replies)",
+            unit: "s",
+            queries: vec![q(promql::TTFT, 0.5, "p50"), q(promql::TTFT, 0.95, "p95")],
+        },
+    ]
+}
+
+/// A team's dashboard over `range`, its charts limited to `model` if given.
+pub async fn dashboard(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    metrics: Option<&dyn MetricsSource>,
+    slug: &str,
+    range: UsageRange,
+    model: Option<String>,
+) -> Result<UsageDashboard> {
+    let model = match model.map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()) {
+        Some(m)
+            if m.chars().count() > key_rules::MODEL_NAME_MAX || storable("model", &m).is_err() =>
+        {
+            return Err(AppError::validation(
+                "model",
+                format!(
+                    "must be a model name of at most {} characters",
+                    key_rules::MODEL_NAME_MAX
+                ),
+            )
+            .into());
+        }
+        m => m,
+    };
+    // Authorizes: only a member of the team (or an admin) gets past here.
+    let summary = super::summary(conn, actor, slug, range.from, range.to).await?;
+    let models = summary.by_model.iter().map(|m| m.model.clone()).collect();
+    let scope = Scope {
+        team: Some(slug),
+        model: model.as_deref(),
+    };
+    let (metrics, charts) = match metrics {
+        None => (MetricsState::NotConfigured, Vec::new()),
+        Some(source) => charts(source, specs(&scope, window(&range)), &range).await,
+    };
+    Ok(UsageDashboard {
+        range,
+        summary,
+        metrics,
+        charts,
+        models,
+        model,
+    })
+}
+
+/// The rate window for a step: the step itself, and at least a minute so
+/// that a few scrapes fall in it.
+pub fn window(range: &UsageRange) -> i64 {
+    range.step_secs.max(60)
+}
+
+/// Runs every chart's queries at once; a chart whose query failed is left
+/// out and the first failure becomes the banner.
+async fn charts(
+    source: &dyn MetricsSource,
+    specs: Vec<Spec>,
+    range: &UsageRange,
+) -> (MetricsState, Vec<Chart>) {
+    let (from, to, step) = (
+        range.from.unix_timestamp(),
+        range.to.unix_timestamp(),
+        range.step_secs,
+    );
+    let asked = specs.iter().map(|spec| {
+        futures_util::future::join_all(
+            spec.queries
+                .iter()
+                .map(|(q, _, _)| source.query_range(q, from, to, step)),
+        )
+    });
+    let answers = futures_util::future::join_all(asked).await;
+    let mut failure = None;
+    let mut charts = Vec::new();
+    for (spec, answers) in specs.iter().zip(answers) {
+        let mut series = Vec::new();
+        for ((_, label, name), answer) in spec.queries.iter().zip(answers) {
+            match answer {
+                Ok(found) => series.extend(named(found, *label, name)),
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        if failure.is_some() {
+            continue;
+        }
+        series.sort_by(|a, b| a.name.cmp(&b.name));
+        charts.push(Chart {
+            id: spec.id.into(),
+            title: spec.title.into(),
+            unit: spec.unit.into(),
+            svg: line_chart(spec.id, spec.title, spec.unit, &series, from, to),
+            series,
+        });
+    }
+    match failure {
+        Some(reason) => (MetricsState::Unavailable { reason }, charts),
+        None => (MetricsState::Ok, charts),
+    }
+}
+
+/// Series named by their `label` value, or `name`.
+fn named(found: Vec<MetricSeries>, label: Option<&str>, name: &str) -> Vec<ChartSeries> {
+    found
+        .into_iter()
+        .map(|s| ChartSeries {
+            name: match label {
+                Some(l) => match s.labels.get(l).map(String::as_str) {
+                    Some("") | None => "(none)".to_string(),
+                    Some(v) => v.to_string(),
+                },
+                None => name.to_string(),
+            },
+            points: s.points,
+        })
+        .collect()
+}
