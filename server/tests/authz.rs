@@ -167,8 +167,8 @@ fn server_functions(b: &TeamB) -> BTreeMap<&'static str, (Kind, String)> {
             (Kind::TeamScoped, format!("id={k}&grace_hours=0")),
         ),
         (
-            "/rpc/team_usage",
-            (Kind::TeamScoped, "slug=team-b&days=7".to_owned()),
+            "/rpc/usage_dashboard",
+            (Kind::TeamScoped, "slug=team-b&range=24h".to_owned()),
         ),
         ("/rpc/admin_keys", (Kind::Admin, String::new())),
         ("/rpc/cluster_view", (Kind::OwnData, String::new())),

@@ -21,6 +21,7 @@ use tower::ServiceExt;
 
 pub mod idp;
 pub mod ops;
+pub mod prometheus;
 
 /// The origin the test app believes it is served from.
 pub const ORIGIN: &str = "http://127.0.0.1:3000";
