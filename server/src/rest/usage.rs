@@ -110,10 +110,12 @@ const PIECE: usize = 64 * 1024;
 fn day(field: &str, v: Option<&str>, default: Date) -> Result<Date, Problem> {
     match v.map(str::trim).filter(|v| !v.is_empty()) {
         None => Ok(default),
-        Some(v) => Date::parse(v, time::macros::format_description!("[year]-[month]-[day]"))
-            .map_err(|_| {
-                app::model::AppError::validation(field, "must be a day like 2026-12-01").into()
-            }),
+        Some(v) => {
+            app::model::text::storable(field, v)?;
+            Date::parse(v, time::macros::format_description!("[year]-[month]-[day]")).map_err(
+                |_| app::model::AppError::validation(field, "must be a day like 2026-12-01").into(),
+            )
+        }
     }
 }
 
