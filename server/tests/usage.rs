@@ -161,7 +161,7 @@ async fn totals_over_a_range_with_partial_days_equal_the_events(db: PgPool) {
         Duration::minutes(5),
         6 * 288 - 10,
     );
-    record(&mut *db.acquire().await.unwrap(), &all)
+    record(&mut db.acquire().await.unwrap(), &all)
         .await
         .unwrap();
     let (res, text) = app.get_as("/api/v1/teams/team-a/usage?days=3", &olu).await;
@@ -252,7 +252,7 @@ async fn exports_equal_the_table_for_the_same_days_in_csv_and_json(db: PgPool) {
         Duration::minutes(11),
         2500,
     );
-    record(&mut *db.acquire().await.unwrap(), &all)
+    record(&mut db.acquire().await.unwrap(), &all)
         .await
         .unwrap();
     let (from, to) = (
@@ -355,7 +355,7 @@ async fn exports_are_for_the_team_only_and_bad_parameters_name_the_field(db: PgP
     let mia = app.dev_sign_in("mia").await; // team-a and team-b
     let b = team_id(&db, "team-b").await;
     record(
-        &mut *db.acquire().await.unwrap(),
+        &mut db.acquire().await.unwrap(),
         &events(
             b,
             None,

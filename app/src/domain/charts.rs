@@ -120,7 +120,7 @@ fn describe(series: &[ChartSeries], unit: &str) -> String {
         .iter()
         .map(|s| {
             let values = s.points.iter().map(|p| p.1).filter(|v| v.is_finite());
-            let last = values.clone().last().unwrap_or(0.0);
+            let last = values.clone().next_back().unwrap_or(0.0);
             let peak = values.fold(0.0_f64, f64::max);
             format!(
                 "{}: latest {} {unit}, highest {} {unit}.",
@@ -158,9 +158,7 @@ pub fn compact(v: f64) -> String {
     } else {
         (v, "")
     };
-    let s = if n == n.trunc() {
-        format!("{n:.0}")
-    } else if n.abs() >= 10.0 {
+    let s = if n == n.trunc() || n.abs() >= 10.0 {
         format!("{n:.0}")
     } else if n.abs() >= 0.1 {
         format!("{n:.2}")

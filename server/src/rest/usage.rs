@@ -107,13 +107,13 @@ const MAX_EVENT_DAYS: i64 = app::model::usage::MAX_RANGE_DAYS;
 /// Bytes gathered before a piece goes to the client.
 const PIECE: usize = 64 * 1024;
 
-fn day(field: &str, v: Option<&str>, default: Date) -> Result<Date, Problem> {
+fn day(field: &str, v: Option<&str>, default: Date) -> Result<Date, app::model::AppError> {
     match v.map(str::trim).filter(|v| !v.is_empty()) {
         None => Ok(default),
         Some(v) => {
             app::model::text::storable(field, v)?;
             Date::parse(v, time::macros::format_description!("[year]-[month]-[day]")).map_err(
-                |_| app::model::AppError::validation(field, "must be a day like 2026-12-01").into(),
+                |_| app::model::AppError::validation(field, "must be a day like 2026-12-01"),
             )
         }
     }
