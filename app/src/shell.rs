@@ -9,6 +9,7 @@ use leptos_router::{
 
 use crate::components::layout::Layout;
 use crate::pages::admin::{AdminAuditPage, AdminTeamPage, AdminTeamsPage, AdminUsersPage};
+use crate::pages::admin_usage::AdminUsagePage;
 use crate::pages::cluster::ClusterPage;
 use crate::pages::keys::{AdminKeysPage, TeamKeysPage};
 use crate::pages::operations::{OperationPage, OperationsPage};
@@ -67,6 +68,7 @@ pub fn App() -> impl IntoView {
                     <Route path=(StaticSegment("admin"), StaticSegment("teams"), ParamSegment("slug")) view=AdminTeamPage ssr=SsrMode::Async/>
                     <Route path=(StaticSegment("admin"), StaticSegment("users")) view=AdminUsersPage ssr=SsrMode::Async/>
                     <Route path=(StaticSegment("admin"), StaticSegment("audit")) view=AdminAuditPage ssr=SsrMode::Async/>
+                    <Route path=(StaticSegment("admin"), StaticSegment("usage")) view=AdminUsagePage ssr=SsrMode::Async/>
                 </Routes>
             </Layout>
         </Router>

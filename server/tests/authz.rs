@@ -171,6 +171,7 @@ fn server_functions(b: &TeamB) -> BTreeMap<&'static str, (Kind, String)> {
             (Kind::TeamScoped, "slug=team-b&range=24h".to_owned()),
         ),
         ("/rpc/admin_keys", (Kind::Admin, String::new())),
+        ("/rpc/admin_usage", (Kind::Admin, "range=24h".to_owned())),
         ("/rpc/cluster_view", (Kind::OwnData, String::new())),
         ("/rpc/list_operations", (Kind::OwnData, String::new())),
         (
@@ -422,7 +423,12 @@ async fn every_rest_operation_keeps_team_b_from_a_member_of_team_a(db: PgPool) {
 async fn admin_pages_are_not_shown_to_non_admins(db: PgPool) {
     let app = TestApp::new(db);
     let olu = app.dev_sign_in("olu").await;
-    for page in ["/admin/teams", "/admin/users", "/admin/audit"] {
+    for page in [
+        "/admin/teams",
+        "/admin/users",
+        "/admin/audit",
+        "/admin/usage",
+    ] {
         let (res, body) = app.get_as(page, &olu).await;
         assert_eq!(res.status(), StatusCode::FORBIDDEN, "{page}");
         assert!(

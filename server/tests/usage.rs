@@ -459,3 +459,66 @@ async fn a_million_row_export_streams_in_flat_memory(db: PgPool) {
         bytes >> 20
     );
 }
+
+#[sqlx::test(migrator = "app::MIGRATOR")]
+async fn admins_see_every_team_ranked_by_tokens(db: PgPool) {
+    let app = TestApp::new(db.clone());
+    let ada = app.dev_sign_in("ada").await;
+    app.dev_sign_in("olu").await;
+    app.dev_sign_in("mia").await;
+    let (a, b) = (team_id(&db, "team-a").await, team_id(&db, "team-b").await);
+    let now = OffsetDateTime::now_utc();
+    let mut all = events(
+        a,
+        None,
+        now - Duration::hours(30),
+        Duration::minutes(1),
+        600,
+    );
+    all.extend(events(
+        b,
+        None,
+        now - Duration::hours(20),
+        Duration::seconds(30),
+        1500,
+    ));
+    record(&mut db.acquire().await.unwrap(), &all)
+        .await
+        .unwrap();
+    let req = axum::http::Request::post("/rpc/admin_usage")
+        .header("cookie", &ada)
+        .header("origin", common::ORIGIN)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from("range=24h"))
+        .unwrap();
+    let (res, text) = app.send(req).await;
+    assert_eq!(res.status(), StatusCode::OK, "{text}");
+    let got = v(&text);
+    let from = OffsetDateTime::parse(
+        got["range"]["from"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let teams = got["teams"].as_array().unwrap();
+    assert_eq!(teams[0]["team"], "team-b", "most tokens first: {got}");
+    for t in teams.iter().take(2) {
+        let id = if t["team"] == "team-a" { a } else { b };
+        let inside: Vec<_> = all
+            .iter()
+            .filter(|e| e.team_id == id && e.at >= from)
+            .collect();
+        assert_eq!(t["requests"], inside.len() as i64, "{t}");
+        assert_eq!(
+            t["tokens"],
+            inside
+                .iter()
+                .map(|e| (e.prompt_tokens + e.completion_tokens) as i64)
+                .sum::<i64>(),
+            "{t}"
+        );
+    }
+    assert_eq!(got["metrics"]["state"], "not_configured");
+    let (res, page) = app.get_as("/admin/usage", &ada).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(page.contains("admin-usage-teams"), "{page}");
+}

@@ -106,20 +106,11 @@ fn rate_from_history(per_sec: f64, t: i64, window: i64) -> f64 {
     (at(t) - at(t - window)) / window as f64
 }
 
-async fn dashboard(app: &TestApp, cookie: &str, model: Option<&str>) -> Value {
-    let mut form = vec![
-        ("slug", "team-a"),
-        ("range", "custom"),
-        ("from", "2026-11-01T10:30:00Z"),
-        ("to", "2026-11-01T11:30:00Z"),
-    ];
-    if let Some(m) = model {
-        form.push(("model", m));
-    }
+async fn rpc(app: &TestApp, cookie: &str, endpoint: &str, form: &[(&str, &str)]) -> Value {
     let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(&form)
+        .extend_pairs(form)
         .finish();
-    let req = axum::http::Request::post("/rpc/usage_dashboard")
+    let req = axum::http::Request::post(format!("/rpc/{endpoint}"))
         .header("cookie", cookie)
         .header("origin", common::ORIGIN)
         .header("content-type", "application/x-www-form-urlencoded")
@@ -128,6 +119,21 @@ async fn dashboard(app: &TestApp, cookie: &str, model: Option<&str>) -> Value {
     let (res, text) = app.send(req).await;
     assert_eq!(res.status(), StatusCode::OK, "{text}");
     serde_json::from_str(&text).unwrap()
+}
+
+const HOUR: [(&str, &str); 3] = [
+    ("range", "custom"),
+    ("from", "2026-11-01T10:30:00Z"),
+    ("to", "2026-11-01T11:30:00Z"),
+];
+
+async fn dashboard(app: &TestApp, cookie: &str, model: Option<&str>) -> Value {
+    let mut form = vec![("slug", "team-a")];
+    form.extend(HOUR);
+    if let Some(m) = model {
+        form.push(("model", m));
+    }
+    rpc(app, cookie, "usage_dashboard", &form).await
 }
 
 fn chart<'a>(d: &'a Value, id: &str) -> &'a Value {
@@ -213,6 +219,21 @@ async fn the_dashboard_shows_what_the_history_holds_and_only_for_the_team(db: Pg
                 );
             }
         }
+    }
+
+    // The admin view: every team's traffic, both lines exact.
+    let ada = app.dev_sign_in("ada").await;
+    let admin = rpc(&app, &ada, "admin_usage", &HOUR).await;
+    assert_eq!(admin["metrics"]["state"], "ok", "{}", admin["metrics"]);
+    let by_team = chart(&admin, "team-requests");
+    for (team, per_sec) in [("team-a", A_OK as f64 + A_FAILED), ("team-b", B_OK as f64)] {
+        for (t, v) in points(by_team, team) {
+            let want = rate_from_history(per_sec, t, window);
+            assert!(close(v, want), "{team} requests/s at {t}: {v} != {want}");
+        }
+    }
+    for (t, v) in points(chart(&admin, "cluster-latency"), "p95") {
+        assert!(close(v, 0.4875), "cluster p95 at {t}: {v}");
     }
 
     // Prometheus away: a banner and the totals, no 5xx, on the page too.

@@ -37,3 +37,29 @@ pub async fn get_usage_dashboard(
     )
     .await?)
 }
+
+/// Every team's usage and the cluster-wide charts over a range (admins).
+#[server(prefix = "/rpc", endpoint = "admin_usage")]
+pub async fn get_admin_usage(
+    range: String,
+    from: Option<String>,
+    to: Option<String>,
+) -> Result<crate::model::AdminUsage, AppError> {
+    let state = super::app_state()?;
+    let actor = super::actor()?;
+    let range = crate::model::UsageRange::new(
+        &range,
+        from.as_deref(),
+        to.as_deref(),
+        time::OffsetDateTime::now_utc(),
+    )?;
+    let mut conn = state
+        .db
+        .acquire()
+        .await
+        .map_err(|e| AppError::from(crate::domain::Error::from(e)))?;
+    Ok(
+        crate::domain::usage::admin_dashboard(&mut conn, &actor, state.metrics.as_deref(), range)
+            .await?,
+    )
+}

@@ -13,6 +13,7 @@ pub fn AdminNav() -> impl IntoView {
                 <A href="/admin/teams" attr:class="text-slate-600 hover:text-slate-900">"Teams"</A>
                 <A href="/admin/keys" attr:class="text-slate-600 hover:text-slate-900">"Keys"</A>
                 <A href="/admin/users" attr:class="text-slate-600 hover:text-slate-900">"Users"</A>
+                <A href="/admin/usage" attr:class="text-slate-600 hover:text-slate-900">"Usage"</A>
                 <A href="/admin/audit" attr:class="text-slate-600 hover:text-slate-900">"Audit log"</A>
             </nav>
         </div>

@@ -69,6 +69,8 @@ pub enum Action {
     ViewUsage(Uuid),
     /// See every key and request of every team.
     ListAllKeys,
+    /// See every team's usage and the cluster-wide charts (admins).
+    ViewAllUsage,
     /// Pull, delete or copy models for the team, and cancel its operations
     /// (owners, on models the team's allow-list holds; admins).
     StartTeamOperation(Uuid),
@@ -120,6 +122,7 @@ impl Actor {
             | Action::ListUsers
             | Action::ViewAudit
             | Action::ListAllKeys
+            | Action::ViewAllUsage
             | Action::ManageCluster => Err(Error::Forbidden),
         }
     }
@@ -211,6 +214,7 @@ mod tests {
             Action::ListUsers,
             Action::ViewAudit,
             Action::ListAllKeys,
+            Action::ViewAllUsage,
             Action::ManageCluster,
         ] {
             assert!(

@@ -36,6 +36,6 @@ pub use operations::{
 };
 pub use profile::{About, Profile};
 pub use usage::{
-    Chart, ChartSeries, KeyUsage, MetricsState, ModelUsage, PALETTE, RangeChoice, UsageDashboard,
-    UsageEvent, UsageRange, UsageSummary,
+    AdminUsage, Chart, ChartSeries, KeyUsage, MetricsState, ModelUsage, PALETTE, RangeChoice,
+    TeamUsage, UsageDashboard, UsageEvent, UsageRange, UsageSummary,
 };

@@ -249,6 +249,31 @@ pub struct UsageDashboard {
     pub model: Option<String>,
 }
 
+/// One team's line in the admin ranking.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TeamUsage {
+    pub team: String,
+    pub requests: i64,
+    pub errors: i64,
+    pub tokens: i64,
+    /// This calendar month (UTC), against the quota if any.
+    pub month_tokens: i64,
+    pub monthly_token_quota: Option<i64>,
+}
+
+/// The admin usage page: every team ranked, the models most used (exact,
+/// from Postgres), and the cluster-wide charts from Prometheus.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdminUsage {
+    pub range: UsageRange,
+    /// By tokens, then requests.
+    pub teams: Vec<TeamUsage>,
+    /// The most used models across teams.
+    pub models: Vec<ModelUsage>,
+    pub metrics: MetricsState,
+    pub charts: Vec<Chart>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! One module per page.
 
 pub mod admin;
+pub mod admin_usage;
 pub mod cluster;
 pub mod home;
 pub mod keys;

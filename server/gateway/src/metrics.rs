@@ -38,6 +38,7 @@ pub struct GatewayMetrics {
     pub in_flight: IntGauge,
     pub queue_depth: IntGaugeVec,
     pub upstream_in_flight: IntGaugeVec,
+    pub upstream_responses: IntCounterVec,
     pub overhead: Histogram,
     pub rejections: IntCounterVec,
     pub usage_buffered: IntGauge,
@@ -154,6 +155,17 @@ impl GatewayMetrics {
                         "Requests sent to an upstream beyond its parallel slots (waiting in Ollama's queue).",
                     ),
                     &["upstream"],
+                )
+                .expect("valid metric"),
+            ),
+            upstream_responses: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "corral_gateway_upstream_responses_total",
+                        "Requests each upstream answered, by status class (2xx, 4xx, 5xx; cancelled when the client left first).",
+                    ),
+                    &["upstream", "class"],
                 )
                 .expect("valid metric"),
             ),

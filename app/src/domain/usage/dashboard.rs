@@ -16,11 +16,29 @@ use crate::model::{
 
 /// What one chart asks Prometheus: each query is one line or, grouped by
 /// `label`, one line per value of it.
-struct Spec {
-    id: &'static str,
-    title: &'static str,
-    unit: &'static str,
-    queries: Vec<(String, Option<&'static str>, String)>,
+pub(super) struct Spec {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub unit: &'static str,
+    pub queries: Vec<(String, Option<&'static str>, String)>,
+}
+
+/// The latency quantiles of `metric` as lines named p50, p95, p99.
+pub(super) fn quantiles(
+    metric: &str,
+    qs: &[(f64, &str)],
+    scope: &Scope,
+    window: i64,
+) -> Vec<(String, Option<&'static str>, String)> {
+    qs.iter()
+        .map(|(q, name)| {
+            (
+                promql::quantile(metric, *q, scope, window),
+                None,
+                name.to_string(),
+            )
+        })
+        .collect()
 }
 
 fn specs(scope: &Scope, window: i64) -> Vec<Spec> {
@@ -134,7 +152,7 @@ pub fn window(range: &UsageRange) -> i64 {
 
 /// Runs every chart's queries at once; a chart whose query failed is left
 /// out and the first failure becomes the banner.
-async fn charts(
+pub(super) async fn charts(
     source: &dyn MetricsSource,
     specs: Vec<Spec>,
     range: &UsageRange,

@@ -1,11 +1,13 @@
 //! Usage events: written by the gateway in batches (Postgres keeps their
 //! daily totals in `usage_daily`), read per team.
 
+mod admin;
 mod dashboard;
 mod export;
 pub mod promql;
 mod totals;
 
+pub use admin::admin_dashboard;
 pub use dashboard::{dashboard, window};
 pub use export::{ExportRow, export_days, export_events, export_team};
 pub use totals::{month_tokens, project_month, summary};

@@ -93,11 +93,14 @@ pub fn queue_depth() -> String {
     "max by (upstream) (ollama_queue_depth)".into()
 }
 
-/// Errors per second from each upstream's Ollama (5xx statuses), by team
-/// (admins).
-pub fn upstream_errors(window: i64) -> String {
-    format!(r#"sum by (team) (rate({REQUESTS}{{status=~"5.."}}[{window}s]))"#)
+/// The share (in %) of each upstream's answers that were 5xx (admins).
+pub fn upstream_error_percent(window: i64) -> String {
+    format!(
+        r#"100 * sum by (upstream) (rate({UPSTREAM}{{class="5xx"}}[{window}s])) / sum by (upstream) (rate({UPSTREAM}[{window}s]))"#
+    )
 }
+
+const UPSTREAM: &str = "corral_gateway_upstream_responses_total";
 
 #[cfg(test)]
 mod tests {

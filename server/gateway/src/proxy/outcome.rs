@@ -48,6 +48,18 @@ impl Outcome {
         if !self.counted {
             self.completion = self.chunks;
         }
+        let class = match self.status {
+            499 => "cancelled",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.gw
+            .metrics
+            .upstream_responses
+            .with_label_values(&[self.lease.upstream.base.as_str(), class])
+            .inc();
         let latency = self.t0.elapsed();
         let series = self.gw.metrics.series(
             self.grant.team_id,
