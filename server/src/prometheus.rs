@@ -147,7 +147,7 @@ impl Probe for PrometheusProbe {
             };
             let Some(p) = &self.0 else {
                 return row(
-                    DependencyState::Degraded,
+                    DependencyState::Healthy,
                     "not configured (prometheus.url): usage pages show totals without charts"
                         .into(),
                     0,

@@ -92,7 +92,7 @@ async fn status_server_function_reports_each_dependency(db: PgPool) {
     assert_eq!(res.status(), StatusCode::OK, "{body}");
     let report: app::model::StatusReport = serde_json::from_str(&body).unwrap();
     let ids: Vec<_> = report.dependencies.iter().map(|d| d.id.as_str()).collect();
-    assert_eq!(ids, ["postgres", "migrations", "idp"]);
+    assert_eq!(ids, ["postgres", "migrations", "idp", "prometheus"]);
     assert!(report.all_healthy(), "{report:?}");
 }
 
