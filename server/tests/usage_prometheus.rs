@@ -294,3 +294,139 @@ async fn a_slow_or_absent_prometheus_costs_the_page_its_charts_only(db: PgPool) 
     assert_eq!(res.status(), StatusCode::OK);
     assert!(page.contains("none is configured"), "{page}");
 }
+
+/// A key of team-a for mia: requested, approved by olu, collected.
+async fn team_a_key(app: &TestApp, mia: &str, olu: &str) -> String {
+    let (_, text) = app
+        .json_as(
+            "POST",
+            "/api/v1/teams/team-a/key-requests",
+            mia,
+            serde_json::json!({ "name": "live" }),
+        )
+        .await;
+    let id = serde_json::from_str::<Value>(&text).unwrap()["request"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (res, text) = app
+        .json_as(
+            "POST",
+            &format!("/api/v1/key-requests/{id}/decision"),
+            olu,
+            serde_json::json!({ "approve": true }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK, "{text}");
+    let (res, text) = app
+        .json_as(
+            "POST",
+            &format!("/api/v1/key-requests/{id}/claim"),
+            mia,
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED, "{text}");
+    serde_json::from_str::<Value>(&text).unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[sqlx::test(migrator = "app::MIGRATOR")]
+async fn live_requests_through_the_gateway_reach_their_team_dashboard_within_a_scrape(db: PgPool) {
+    // ollama-sim, the gateway in front of it, and a Prometheus scraping the
+    // gateway every second.
+    let (_sims, urls) = common::ops::pods(10).await;
+    let spool = std::env::temp_dir().join(format!("corral-live-{}", uuid::Uuid::new_v4()));
+    let settings = server::settings::Settings::load_from([
+        ("CORRAL_GATEWAY__UPSTREAMS".to_owned(), urls[0].to_string()),
+        (
+            "CORRAL_KEYS__PEPPER".to_owned(),
+            common::TEST_PEPPER.to_owned(),
+        ),
+        (
+            "CORRAL_GATEWAY__SPOOL_DIR".to_owned(),
+            spool.display().to_string(),
+        ),
+        ("CORRAL_GATEWAY__USAGE_FLUSH_MS".to_owned(), "20".to_owned()),
+    ])
+    .unwrap();
+    let (gateway, _workers) = server::gateway::Gateway::start(&settings, db.clone())
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw_addr = listener.local_addr().unwrap();
+    tokio::spawn(server::gateway::serve(
+        listener,
+        gateway,
+        std::time::Duration::from_secs(1),
+        std::future::pending(),
+    ));
+    let prom = Prometheus::scraping(&[gw_addr.to_string()]).await;
+    let app = TestApp::with_prometheus(db.clone(), &prom.url, 2000);
+    let mia = app.dev_sign_in("mia").await; // team-a and team-b
+    let olu = app.dev_sign_in("olu").await;
+    let secret = team_a_key(&app, &mia, &olu).await;
+
+    let http = reqwest::Client::new();
+    for i in 0..100 {
+        let r = http
+            .post(format!("http://{gw_addr}/api/generate"))
+            .bearer_auth(&secret)
+            .json(&serde_json::json!({ "model": "llama3.2", "prompt": format!("hello {i}"), "stream": false }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+    let sent = std::time::Instant::now();
+    let range = [("range", "1h")];
+    let total = |d: &Value| -> f64 {
+        // requests/s × the rate window, summed at the last point: the
+        // requests in the last minute, as the chart counts them.
+        chart(d, "requests")["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| {
+                s["points"]
+                    .as_array()
+                    .and_then(|p| p.last())
+                    .map(|p| p[1].as_f64().unwrap())
+            })
+            .sum::<f64>()
+            * 60.0
+    };
+    let mut seen = None;
+    while sent.elapsed() < std::time::Duration::from_secs(15) {
+        let mut form = vec![("slug", "team-a")];
+        form.extend(range);
+        let d = rpc(&app, &mia, "usage_dashboard", &form).await;
+        assert_eq!(d["metrics"]["state"], "ok", "{}", d["metrics"]);
+        if total(&d) > 0.0 {
+            seen = Some((sent.elapsed(), d));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let (after, d) = seen.expect("team-a's requests never reached its dashboard");
+    // A scrape (1 s) and the queries; and the totals are exact.
+    assert!(after < std::time::Duration::from_secs(5), "{after:?}");
+    assert_eq!(d["summary"]["requests"], 100);
+    assert!(!points(chart(&d, "requests"), "llama3.2:latest").is_empty());
+    // Team-b's dashboard, for the same person, shows none of them.
+    let mut form = vec![("slug", "team-b")];
+    form.extend(range);
+    let b = rpc(&app, &mia, "usage_dashboard", &form).await;
+    assert_eq!(b["metrics"]["state"], "ok");
+    assert_eq!(b["summary"]["requests"], 0);
+    for c in b["charts"].as_array().unwrap() {
+        assert!(
+            c["series"].as_array().unwrap().is_empty(),
+            "team-b sees {}: {c}",
+            c["id"]
+        );
+    }
+    let _ = std::fs::remove_dir_all(spool);
+}

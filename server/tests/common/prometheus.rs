@@ -16,33 +16,49 @@ pub struct Prometheus {
 }
 
 impl Prometheus {
+    /// Starts one scraping `targets` (`host:port`, as job `corral-gateway`)
+    /// every second, over no history.
+    pub async fn scraping(targets: &[String]) -> Self {
+        let list = targets
+            .iter()
+            .map(|t| format!("\"{t}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let config = format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: corral-gateway\n    static_configs: [{{ targets: [{list}] }}]\n"
+        );
+        Self::start_with(None, &config).await
+    }
+
     /// Starts one over the OpenMetrics text `history` (ending in `# EOF`).
     pub async fn with_history(history: &str) -> Self {
+        Self::start_with(Some(history), "global:\n  scrape_interval: 1s\n").await
+    }
+
+    async fn start_with(history: Option<&str>, config: &str) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "corral-prometheus-{}-{}",
             std::process::id(),
             uuid::Uuid::new_v4()
         ));
         std::fs::create_dir_all(dir.join("data")).unwrap();
-        let file = dir.join("history.om");
-        std::fs::write(&file, history).unwrap();
-        let out = Command::new("promtool")
-            .args(["tsdb", "create-blocks-from", "openmetrics"])
-            .arg(&file)
-            .arg(dir.join("data"))
-            .output()
-            .expect("promtool runs (scripts/setup --test installs Debian's prometheus)");
-        assert!(
-            out.status.success(),
-            "backfill failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::write(
-            dir.join("prometheus.yml"),
-            "global:\n  scrape_interval: 1s\n",
-        )
-        .unwrap();
+        if let Some(history) = history {
+            let file = dir.join("history.om");
+            std::fs::write(&file, history).unwrap();
+            let out = Command::new("promtool")
+                .args(["tsdb", "create-blocks-from", "openmetrics"])
+                .arg(&file)
+                .arg(dir.join("data"))
+                .output()
+                .expect("promtool runs (scripts/setup --test installs Debian's prometheus)");
+            assert!(
+                out.status.success(),
+                "backfill failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::fs::write(dir.join("prometheus.yml"), config).unwrap();
         let mut p = Self {
             child: None,
             url: String::new(),
