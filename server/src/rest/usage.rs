@@ -92,11 +92,15 @@ pub enum Format {
 pub struct ExportQuery {
     /// First day (UTC, `YYYY-MM-DD`), included; the first of this month if
     /// not given.
+    #[param(value_type = Option<String>, format = Date, example = "2026-11-01")]
     pub from: Option<String>,
     /// Day (UTC) the export ends before, not included; tomorrow if not
     /// given.
+    #[param(value_type = Option<String>, format = Date, example = "2026-12-01")]
     pub to: Option<String>,
+    #[param(inline)]
     pub granularity: Option<Granularity>,
+    #[param(inline)]
     pub format: Option<Format>,
 }
 

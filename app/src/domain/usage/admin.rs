@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::dashboard::{Spec, charts, quantiles, window};
 use super::promql::{self, Scope};
-use super::totals::split;
+use super::totals::{ModelRow, split};
 use crate::domain::MetricsSource;
 use crate::domain::authz::{Action, Actor};
 use crate::domain::error::Result;
@@ -74,7 +74,8 @@ pub async fn admin_dashboard(
         monthly_token_quota: r.monthly_token_quota,
     })
     .collect();
-    let models = sqlx::query!(
+    let models = sqlx::query_as!(
+        ModelRow,
         r#"SELECT model AS "model!", SUM(requests)::bigint AS "requests!",
                   SUM(errors)::bigint AS "errors!", SUM(prompt)::bigint AS "prompt!",
                   SUM(completion)::bigint AS "completion!", SUM(latency) AS "latency!",
@@ -102,15 +103,7 @@ pub async fn admin_dashboard(
     .fetch_all(&mut *conn)
     .await?
     .into_iter()
-    .map(|r| ModelUsage {
-        model: r.model,
-        requests: r.requests,
-        errors: r.errors,
-        prompt_tokens: r.prompt,
-        completion_tokens: r.completion,
-        avg_latency_ms: r.latency / r.requests.max(1) as f64,
-        avg_ttft_ms: (r.streamed > 0).then(|| r.ttft / r.streamed as f64),
-    })
+    .map(ModelUsage::from)
     .collect();
     let (metrics, charts) = match metrics {
         None => (MetricsState::NotConfigured, Vec::new()),

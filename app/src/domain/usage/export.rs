@@ -11,6 +11,8 @@ use crate::domain::authz::{Action, Actor};
 use crate::domain::error::Result;
 use crate::domain::keys::token::display_prefix;
 use crate::domain::teams::visible_id;
+
+use super::totals::EventRow;
 use crate::model::UsageEvent;
 
 /// One key's use of one model on one day (UTC).
@@ -82,7 +84,8 @@ pub fn export_events(
     from: OffsetDateTime,
     to: OffsetDateTime,
 ) -> impl Stream<Item = sqlx::Result<UsageEvent>> + Send + '_ {
-    sqlx::query!(
+    sqlx::query_as!(
+        EventRow,
         r#"SELECT e.at, k.public_id AS "public_id?", e.model, e.endpoint, e.status,
                   e.prompt_tokens, e.completion_tokens, e.latency_ms, e.ttft_ms
              FROM usage_events e LEFT JOIN api_keys k ON k.id = e.key_id
@@ -93,17 +96,5 @@ pub fn export_events(
         to
     )
     .fetch(db)
-    .map(|r| {
-        r.map(|r| UsageEvent {
-            at: r.at,
-            key: r.public_id.as_deref().map(display_prefix),
-            model: r.model,
-            endpoint: r.endpoint,
-            status: r.status,
-            prompt_tokens: r.prompt_tokens,
-            completion_tokens: r.completion_tokens,
-            latency_ms: r.latency_ms,
-            ttft_ms: r.ttft_ms,
-        })
-    })
+    .map(|r| r.map(UsageEvent::from))
 }

@@ -41,6 +41,62 @@ pub(super) fn split(from: OffsetDateTime, to: OffsetDateTime) -> Split {
     }
 }
 
+/// A model's line as the totals queries add it up.
+pub(super) struct ModelRow {
+    pub model: String,
+    pub requests: i64,
+    pub errors: i64,
+    pub prompt: i64,
+    pub completion: i64,
+    pub latency: f64,
+    pub streamed: i64,
+    pub ttft: f64,
+}
+
+impl From<ModelRow> for ModelUsage {
+    fn from(r: ModelRow) -> Self {
+        ModelUsage {
+            model: r.model,
+            requests: r.requests,
+            errors: r.errors,
+            prompt_tokens: r.prompt,
+            completion_tokens: r.completion,
+            avg_latency_ms: r.latency / r.requests.max(1) as f64,
+            // Over streamed replies only.
+            avg_ttft_ms: (r.streamed > 0).then(|| r.ttft / r.streamed as f64),
+        }
+    }
+}
+
+/// A request as the usage queries read it, with its key's public id.
+pub(super) struct EventRow {
+    pub at: OffsetDateTime,
+    pub public_id: Option<String>,
+    pub model: String,
+    pub endpoint: String,
+    pub status: i16,
+    pub prompt_tokens: i32,
+    pub completion_tokens: i32,
+    pub latency_ms: f64,
+    pub ttft_ms: Option<f64>,
+}
+
+impl From<EventRow> for UsageEvent {
+    fn from(r: EventRow) -> Self {
+        UsageEvent {
+            at: r.at,
+            key: r.public_id.as_deref().map(display_prefix),
+            model: r.model,
+            endpoint: r.endpoint,
+            status: r.status,
+            prompt_tokens: r.prompt_tokens,
+            completion_tokens: r.completion_tokens,
+            latency_ms: r.latency_ms,
+            ttft_ms: r.ttft_ms,
+        }
+    }
+}
+
 /// Tokens a team used this calendar month (UTC).
 pub async fn month_tokens(conn: impl PgExecutor<'_>, team_id: Uuid) -> Result<i64> {
     Ok(sqlx::query_scalar!(
@@ -81,7 +137,8 @@ pub async fn summary(
     actor.authorize(Action::ViewUsage(team_id))?;
     let s = split(since, until);
     let [(a0, a1), (b0, b1)] = s.edges;
-    let by_model = sqlx::query!(
+    let by_model = sqlx::query_as!(
+        ModelRow,
         r#"SELECT model AS "model!", SUM(requests)::bigint AS "requests!",
                   SUM(errors)::bigint AS "errors!", SUM(prompt)::bigint AS "prompt!",
                   SUM(completion)::bigint AS "completion!", SUM(latency) AS "latency!",
@@ -107,15 +164,7 @@ pub async fn summary(
     .fetch_all(&mut *conn)
     .await?
     .into_iter()
-    .map(|r| ModelUsage {
-        model: r.model,
-        requests: r.requests,
-        errors: r.errors,
-        prompt_tokens: r.prompt,
-        completion_tokens: r.completion,
-        avg_latency_ms: r.latency / r.requests.max(1) as f64,
-        avg_ttft_ms: (r.streamed > 0).then(|| r.ttft / r.streamed as f64),
-    })
+    .map(ModelUsage::from)
     .collect::<Vec<_>>();
     let by_key = sqlx::query!(
         r#"SELECT k.public_id, k.name, k.revoked_at IS NOT NULL AS "revoked!",
@@ -160,7 +209,8 @@ pub async fn summary(
         last_used_at: r.last_at,
     })
     .collect();
-    let recent = sqlx::query!(
+    let recent = sqlx::query_as!(
+        EventRow,
         r#"SELECT e.at, k.public_id AS "public_id?", e.model, e.endpoint, e.status,
                   e.prompt_tokens, e.completion_tokens, e.latency_ms, e.ttft_ms
              FROM usage_events e LEFT JOIN api_keys k ON k.id = e.key_id
@@ -172,17 +222,7 @@ pub async fn summary(
     .fetch_all(&mut *conn)
     .await?
     .into_iter()
-    .map(|r| UsageEvent {
-        at: r.at,
-        key: r.public_id.as_deref().map(display_prefix),
-        model: r.model,
-        endpoint: r.endpoint,
-        status: r.status,
-        prompt_tokens: r.prompt_tokens,
-        completion_tokens: r.completion_tokens,
-        latency_ms: r.latency_ms,
-        ttft_ms: r.ttft_ms,
-    })
+    .map(UsageEvent::from)
     .collect();
     let quota = sqlx::query_scalar!(
         "SELECT monthly_token_quota FROM teams WHERE id = $1",
