@@ -379,6 +379,8 @@ async fn exports_are_for_the_team_only_and_bad_parameters_name_the_field(db: PgP
     for (query, field) in [
         ("from=yesterday", "from"),
         ("to=2026-13-01", "to"),
+        ("to=", "to"),
+        ("from=%202026-12-01", "from"),
         ("from=2026-12-05&to=2026-12-01", "to"),
         ("from=2000-01-01&to=2026-01-01", "from"),
         ("from=2025-01-01&to=2026-12-01&granularity=event", "from"),

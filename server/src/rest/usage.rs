@@ -112,7 +112,8 @@ const MAX_EVENT_DAYS: i64 = app::model::usage::MAX_RANGE_DAYS;
 const PIECE: usize = 64 * 1024;
 
 fn day(field: &str, v: Option<&str>, default: Date) -> Result<Date, app::model::AppError> {
-    match v.map(str::trim).filter(|v| !v.is_empty()) {
+    // Present means a day: an empty value is refused, not taken as absent.
+    match v {
         None => Ok(default),
         Some(v) => {
             app::model::text::storable(field, v)?;
