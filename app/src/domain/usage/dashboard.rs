@@ -186,11 +186,17 @@ pub(super) async fn charts(
             continue;
         }
         series.sort_by(|a, b| a.name.cmp(&b.name));
+        // Drawn with its gaps (NaN where a window had no requests: a
+        // quantile of nothing), then sent without them: JSON has no NaN.
+        let svg = line_chart(spec.id, spec.title, spec.unit, &series, from, to);
+        for s in &mut series {
+            s.points.retain(|p| p.1.is_finite());
+        }
         charts.push(Chart {
             id: spec.id.into(),
             title: spec.title.into(),
             unit: spec.unit.into(),
-            svg: line_chart(spec.id, spec.title, spec.unit, &series, from, to),
+            svg,
             series,
         });
     }
