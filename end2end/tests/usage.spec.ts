@@ -1,21 +1,53 @@
-import { test, expect } from "@playwright/test";
+import { test, expect, Browser, Page } from "@playwright/test";
 import { watchForErrors } from "./helpers";
 
 // The team usage dashboard with the Prometheus scripts/test runs beside
-// Corral (scraping its gateway every second). keys.spec.ts, which runs
-// before this file, has sent team-a's traffic through the gateway.
+// Corral (scraping its gateway every second).
 
-test("the usage dashboard draws charts with axes and a legend, and the range picker changes them", async ({ browser }) => {
+const GATEWAY = process.env.GATEWAY_URL ?? "http://127.0.0.1:11435";
+const ORIGIN = process.env.BASE_URL ?? "http://127.0.0.1:3000";
+
+async function signIn(browser: Browser, username: string, path: string): Promise<Page> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
-  const errors = watchForErrors(page);
-  await page.goto("/teams/team-a/usage?range=1h");
+  await page.goto(path);
   await expect(page).toHaveURL(/\/signin\?next=/);
   await page.getByTestId("idp-sign-in").click();
-  await page.locator("#username").fill("mia");
-  await page.locator("#password").fill("mia-pw");
+  await page.locator("#username").fill(username);
+  await page.locator("#password").fill(`${username}-pw`);
   await page.locator("#kc-login").click();
-  await expect(page).toHaveURL(/\/teams\/team-a\/usage\?range=1h$/);
+  await expect(page).toHaveURL(new RegExp(path.replace(/[?]/g, "\\?") + "$"));
+  return page;
+}
+
+/** A key of team-a for mia through the REST API: asked, approved by olu, collected. */
+async function teamAKey(mia: Page, olu: Page): Promise<string> {
+  const headers = { origin: ORIGIN };
+  const asked = await mia.request.post("/api/v1/teams/team-a/key-requests", { headers, data: { name: `usage-${Date.now()}` } });
+  expect(asked.status()).toBe(201);
+  const id = (await asked.json()).request.id;
+  const decided = await olu.request.post(`/api/v1/key-requests/${id}/decision`, { headers, data: { approve: true } });
+  expect(decided.status()).toBe(200);
+  const claimed = await mia.request.post(`/api/v1/key-requests/${id}/claim`, { headers, data: {} });
+  expect(claimed.status()).toBe(201);
+  return (await claimed.json()).secret;
+}
+
+test("the usage dashboard draws charts with axes and a legend, and the range picker changes them", async ({ browser }) => {
+  test.setTimeout(90_000);
+  const page = await signIn(browser, "mia", "/teams/team-a/usage?range=1h");
+  const errors = watchForErrors(page);
+  const olu = await signIn(browser, "olu", "/teams/team-a/keys");
+  const secret = await teamAKey(page, olu);
+  // Traffic over a few scrapes: a chat a second, streamed, for 8 s.
+  for (let i = 0; i < 8; i++) {
+    const r = await page.request.post(`${GATEWAY}/api/chat`, {
+      headers: { authorization: `Bearer ${secret}` },
+      data: { model: "llama3.2", messages: [{ role: "user", content: `chart ${i}` }] },
+    });
+    expect(r.status()).toBe(200);
+    await page.waitForTimeout(1_000);
+  }
 
   // Charts from Prometheus, not the banner; team-a's model in the legend
   // once a scrape has seen it.
@@ -24,6 +56,8 @@ test("the usage dashboard draws charts with axes and a legend, and the range pic
     await page.reload();
     await expect(page.getByTestId("metrics-banner")).toHaveCount(0, { timeout: 1_000 });
     await expect(requests.getByTestId("chart-legend")).toContainText("llama3.2:latest", { timeout: 1_000 });
+    // A line, not a lone point: the rate over the last minute is above 0.
+    await expect(requests.locator("svg desc")).not.toContainText("latest 0 req/s", { timeout: 1_000 });
   }).toPass({ timeout: 30_000 });
   for (const id of ["requests", "tokens", "errors", "latency", "ttft"]) {
     await expect(page.getByTestId(`chart-${id}`).locator("svg[role=img]")).toBeVisible();
@@ -53,5 +87,6 @@ test("the usage dashboard draws charts with axes and a legend, and the range pic
   expect(await csv.text()).toContain("llama3.2:latest");
 
   errors();
-  await context.close();
+  await page.context().close();
+  await olu.context().close();
 });
