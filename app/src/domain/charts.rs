@@ -15,15 +15,14 @@ const HEIGHT: u32 = 240;
 /// page: a chart has about 120 points per series).
 const HOVER_POINTS: usize = 400;
 
-/// Draws `series` over `[from, to]` (Unix seconds) with `unit` on the y axis.
-/// `id` makes the element ids unique on the page.
+/// Draws `series` over `[from, to]` (Unix seconds, a point every `step`)
+/// with `unit` on the y axis. `id` makes the element ids unique on the page.
 pub fn line_chart(
     id: &str,
     title: &str,
     unit: &str,
     series: &[ChartSeries],
-    from: i64,
-    to: i64,
+    (from, to, step): (i64, i64, i64),
 ) -> String {
     let mut svg = String::new();
     let max = series
@@ -58,12 +57,17 @@ pub fn line_chart(
                 .draw()?;
             for (i, s) in series.iter().enumerate() {
                 let color = hex(PALETTE[i % PALETTE.len()]);
-                // A gap (no sample, or not a number) breaks the line.
-                for run in s
-                    .points
-                    .split(|p| !p.1.is_finite())
-                    .filter(|r| !r.is_empty())
-                {
+                // A gap (a step with no sample, or not a number) breaks
+                // the line; a value alone between gaps is a dot.
+                for run in runs(&s.points, step) {
+                    if let [(t, v)] = run {
+                        chart.draw_series(std::iter::once(Circle::new(
+                            (*t as f64, *v),
+                            3,
+                            color.filled(),
+                        )))?;
+                        continue;
+                    }
                     chart.draw_series(LineSeries::new(
                         run.iter().map(|(t, v)| (*t as f64, *v)),
                         color.stroke_width(2),
@@ -109,6 +113,32 @@ pub fn line_chart(
         ),
         _ => svg,
     }
+}
+
+/// The stretches of finite values `step` apart, in order.
+fn runs(points: &[(i64, f64)], step: i64) -> Vec<&[(i64, f64)]> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, p) in points.iter().enumerate() {
+        let joins = start.is_some() && i > 0 && p.0 - points[i - 1].0 <= step.max(1) * 3 / 2;
+        match (p.1.is_finite(), start) {
+            (true, Some(_)) if joins => {}
+            (true, Some(s)) => {
+                out.push(&points[s..i]);
+                start = Some(i);
+            }
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                out.push(&points[s..i]);
+                start = None;
+            }
+            (false, None) => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push(&points[s..]);
+    }
+    out
 }
 
 /// What a screen reader hears: each series' latest and highest value.
@@ -223,8 +253,7 @@ mod tests {
                 ),
                 series("m\"x", vec![(1000, 0.5)]),
             ],
-            1000,
-            1120,
+            (1000, 1120, 60),
         );
         assert!(svg.starts_with("<svg role=\"img\" aria-labelledby=\"rps-title rps-desc\""));
         assert!(svg.contains("<title id=\"rps-title\">Requests &lt;per&gt; second</title>"));
@@ -241,8 +270,28 @@ mod tests {
 
     #[test]
     fn an_empty_chart_says_so() {
-        let svg = line_chart("e", "Empty", "s", &[], 0, 3600);
+        let svg = line_chart("e", "Empty", "s", &[], (0, 3600, 30));
         assert!(svg.contains("No data in this range."));
+    }
+
+    #[test]
+    fn lines_break_at_gaps_and_lone_values_stand_alone() {
+        let p = [
+            (0, 1.0),
+            (30, 2.0),
+            (60, f64::NAN),
+            (90, 3.0),
+            (180, 4.0),
+            (210, 5.0),
+        ];
+        let r = runs(&p, 30);
+        assert_eq!(r, vec![&p[0..2], &p[3..4], &p[4..6]]);
+        let svg = line_chart("g", "Gaps", "s", &[series("a", p.to_vec())], (0, 210, 30));
+        assert_eq!(
+            svg.matches("r=\"3\"").count(),
+            1,
+            "the lone 3.0 is a dot: {svg}"
+        );
     }
 
     #[test]

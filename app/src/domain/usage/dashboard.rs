@@ -188,7 +188,7 @@ pub(super) async fn charts(
         series.sort_by(|a, b| a.name.cmp(&b.name));
         // Drawn with its gaps (NaN where a window had no requests: a
         // quantile of nothing), then sent without them: JSON has no NaN.
-        let svg = line_chart(spec.id, spec.title, spec.unit, &series, from, to);
+        let svg = line_chart(spec.id, spec.title, spec.unit, &series, (from, to, step));
         for s in &mut series {
             s.points.retain(|p| p.1.is_finite());
         }
