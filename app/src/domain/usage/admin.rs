@@ -8,11 +8,11 @@ use uuid::Uuid;
 
 use super::dashboard::{Spec, charts, quantiles, window};
 use super::promql::{self, Scope};
-use super::totals::{ModelRow, split};
+use super::totals::{model_totals, split};
 use crate::domain::MetricsSource;
 use crate::domain::authz::{Action, Actor};
 use crate::domain::error::Result;
-use crate::model::{AdminUsage, MetricsState, ModelUsage, TeamUsage, UsageRange};
+use crate::model::{AdminUsage, MetricsState, TeamUsage, UsageRange};
 
 /// Models listed on the page.
 const TOP_MODELS: i64 = 20;
@@ -74,37 +74,7 @@ pub async fn admin_dashboard(
         monthly_token_quota: r.monthly_token_quota,
     })
     .collect();
-    let models = sqlx::query_as!(
-        ModelRow,
-        r#"SELECT model AS "model!", SUM(requests)::bigint AS "requests!",
-                  SUM(errors)::bigint AS "errors!", SUM(prompt)::bigint AS "prompt!",
-                  SUM(completion)::bigint AS "completion!", SUM(latency) AS "latency!",
-                  SUM(streamed)::bigint AS "streamed!", SUM(ttft) AS "ttft!"
-             FROM (SELECT model, requests, errors, prompt_tokens AS prompt,
-                          completion_tokens AS completion, latency_ms_sum AS latency,
-                          streamed, ttft_ms_sum AS ttft
-                     FROM usage_daily WHERE day >= $1 AND day < $2
-                   UNION ALL
-                   SELECT model, 1, (status >= 400)::int, prompt_tokens, completion_tokens,
-                          latency_ms, (ttft_ms IS NOT NULL)::int, COALESCE(ttft_ms, 0)
-                     FROM usage_events
-                    WHERE team_id = ANY($7)
-                      AND ((at >= $3 AND at < $4) OR (at >= $5 AND at < $6))) u
-            GROUP BY model ORDER BY 2 DESC, 1 LIMIT $8"#,
-        s.days.0,
-        s.days.1,
-        a0,
-        a1,
-        b0,
-        b1,
-        &teams,
-        TOP_MODELS
-    )
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .map(ModelUsage::from)
-    .collect();
+    let models = model_totals(&mut *conn, &teams, &s, Some(TOP_MODELS)).await?;
     let (metrics, charts) = match metrics {
         None => (MetricsState::NotConfigured, Vec::new()),
         Some(source) => charts(source, specs(window(&range)), &range).await,

@@ -97,6 +97,48 @@ impl From<EventRow> for UsageEvent {
     }
 }
 
+/// Use per model of `teams` over a split range, most requests first, at
+/// most `limit` models (all when none): the team page and the admin page.
+pub(super) async fn model_totals(
+    conn: &mut PgConnection,
+    teams: &[Uuid],
+    s: &Split,
+    limit: Option<i64>,
+) -> Result<Vec<ModelUsage>> {
+    let [(a0, a1), (b0, b1)] = s.edges;
+    Ok(sqlx::query_as!(
+        ModelRow,
+        r#"SELECT model AS "model!", SUM(requests)::bigint AS "requests!",
+                  SUM(errors)::bigint AS "errors!", SUM(prompt)::bigint AS "prompt!",
+                  SUM(completion)::bigint AS "completion!", SUM(latency) AS "latency!",
+                  SUM(streamed)::bigint AS "streamed!", SUM(ttft) AS "ttft!"
+             FROM (SELECT model, requests, errors, prompt_tokens AS prompt,
+                          completion_tokens AS completion, latency_ms_sum AS latency,
+                          streamed, ttft_ms_sum AS ttft
+                     FROM usage_daily WHERE team_id = ANY($1) AND day >= $2 AND day < $3
+                   UNION ALL
+                   SELECT model, 1, (status >= 400)::int, prompt_tokens, completion_tokens,
+                          latency_ms, (ttft_ms IS NOT NULL)::int, COALESCE(ttft_ms, 0)
+                     FROM usage_events
+                    WHERE team_id = ANY($1)
+                      AND ((at >= $4 AND at < $5) OR (at >= $6 AND at < $7))) u
+            GROUP BY model ORDER BY 2 DESC, 1 LIMIT $8"#,
+        teams,
+        s.days.0,
+        s.days.1,
+        a0,
+        a1,
+        b0,
+        b1,
+        limit
+    )
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .map(ModelUsage::from)
+    .collect())
+}
+
 /// Tokens a team used this calendar month (UTC).
 pub async fn month_tokens(conn: impl PgExecutor<'_>, team_id: Uuid) -> Result<i64> {
     Ok(sqlx::query_scalar!(
@@ -137,35 +179,7 @@ pub async fn summary(
     actor.authorize(Action::ViewUsage(team_id))?;
     let s = split(since, until);
     let [(a0, a1), (b0, b1)] = s.edges;
-    let by_model = sqlx::query_as!(
-        ModelRow,
-        r#"SELECT model AS "model!", SUM(requests)::bigint AS "requests!",
-                  SUM(errors)::bigint AS "errors!", SUM(prompt)::bigint AS "prompt!",
-                  SUM(completion)::bigint AS "completion!", SUM(latency) AS "latency!",
-                  SUM(streamed)::bigint AS "streamed!", SUM(ttft) AS "ttft!"
-             FROM (SELECT model, requests, errors, prompt_tokens AS prompt,
-                          completion_tokens AS completion, latency_ms_sum AS latency,
-                          streamed, ttft_ms_sum AS ttft
-                     FROM usage_daily WHERE team_id = $1 AND day >= $2 AND day < $3
-                   UNION ALL
-                   SELECT model, 1, (status >= 400)::int, prompt_tokens, completion_tokens,
-                          latency_ms, (ttft_ms IS NOT NULL)::int, COALESCE(ttft_ms, 0)
-                     FROM usage_events
-                    WHERE team_id = $1 AND ((at >= $4 AND at < $5) OR (at >= $6 AND at < $7))) u
-            GROUP BY model ORDER BY 2 DESC, 1"#,
-        team_id,
-        s.days.0,
-        s.days.1,
-        a0,
-        a1,
-        b0,
-        b1
-    )
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .map(ModelUsage::from)
-    .collect::<Vec<_>>();
+    let by_model = model_totals(&mut *conn, &[team_id], &s, None).await?;
     let by_key = sqlx::query!(
         r#"SELECT k.public_id, k.name, k.revoked_at IS NOT NULL AS "revoked!",
                   COALESCE(u.requests, 0)::bigint AS "requests!",
