@@ -23,6 +23,19 @@ async fn main() -> ExitCode {
         }
     };
     server::telemetry::init_tracing(&settings.log);
+    // `corral migrate`: apply pending migrations and exit (a release's Job).
+    if std::env::args().nth(1).as_deref() == Some("migrate") {
+        return match server::database::connect_and_migrate(&settings).await {
+            Ok(_) => {
+                tracing::info!("migrations applied");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("corral migrate: {}", server::error_chain(&e));
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -37,7 +50,11 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let leptos_options = leptos::config::get_configuration(None)
         .map_err(|e| anyhow::anyhow!("leptos configuration: {e}"))?
         .leptos_options;
-    let db = server::database::connect_and_migrate(&settings).await?;
+    let db = if settings.database.migrate {
+        server::database::connect_and_migrate(&settings).await?
+    } else {
+        server::database::connect(&settings).await?
+    };
     let oidc = match &settings.oidc.issuer {
         Some(issuer) => Some(
             server::auth::oidc::Oidc::new(&settings.oidc, issuer).map_err(anyhow::Error::msg)?,

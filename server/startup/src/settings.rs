@@ -64,6 +64,10 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     /// Seconds to wait for a connection from the pool.
     pub acquire_timeout_secs: u64,
+    /// `corral` applies pending migrations at start-up. False where a
+    /// release's migration Job (`corral migrate`) applies them: `/readyz`
+    /// then stays 503 until it has.
+    pub migrate: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,7 +143,7 @@ fn defaults() -> serde_json::Value {
     serde_json::json!({
         "profile": "local",
         "server": { "host": "127.0.0.1", "port": 3000, "public_url": null },
-        "database": { "url": null, "max_connections": 10, "acquire_timeout_secs": 5 },
+        "database": { "url": null, "max_connections": 10, "acquire_timeout_secs": 5, "migrate": true },
         "session": { "secret": null, "idle_timeout_minutes": 480, "absolute_timeout_hours": 24 },
         "oidc": {
             "issuer": null, "client_id": "corral", "client_secret": null,
