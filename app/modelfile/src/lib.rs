@@ -33,7 +33,7 @@ pub use diagnostics::{Diagnostic, Edit, Fix, Severity, Stage, apply_fix};
 pub use lex::{Instruction, Keyword, Quote};
 pub use names::is_valid_model_name;
 pub use params::{PARAMETERS, ParamType, ParamValue, ParameterInfo, parameter};
-pub use render::{ModelDetails, ShowResponse, render, render_from};
+pub use render::{ModelDetails, ShowResponse, print, render, render_from};
 pub use text::{Position, Span};
 
 /// The result of reading a Modelfile: what Ollama would read, and every

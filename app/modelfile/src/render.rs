@@ -139,6 +139,23 @@ pub fn render_from(show: &ShowResponse, from: &str) -> String {
     out
 }
 
+/// Prints instructions back as Modelfile text, one per line in their order,
+/// each value quoted as [`render_from`] does (comments are not kept).
+pub fn print(parsed: &crate::Parsed) -> String {
+    let mut out = String::new();
+    for i in &parsed.instructions {
+        out.push_str(i.keyword.as_str());
+        if let Some(name) = &i.name {
+            out.push(' ');
+            out.push_str(name);
+        }
+        out.push(' ');
+        out.push_str(&quote(&i.value));
+        out.push('\n');
+    }
+    out
+}
+
 fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
