@@ -12,6 +12,8 @@ use crate::pages::admin::{AdminAuditPage, AdminTeamPage, AdminTeamsPage, AdminUs
 use crate::pages::admin_usage::AdminUsagePage;
 use crate::pages::cluster::ClusterPage;
 use crate::pages::keys::{AdminKeysPage, TeamKeysPage};
+use crate::pages::modelfile::ModelfilePage;
+use crate::pages::modelfiles::ModelfilesPage;
 use crate::pages::operations::{OperationPage, OperationsPage};
 use crate::pages::teams::{TeamPage, TeamsPage};
 use crate::pages::usage::TeamUsagePage;
@@ -60,6 +62,8 @@ pub fn App() -> impl IntoView {
                     <Route path=(StaticSegment("teams"), ParamSegment("slug")) view=TeamPage ssr=SsrMode::Async/>
                     <Route path=(StaticSegment("teams"), ParamSegment("slug"), StaticSegment("keys")) view=TeamKeysPage ssr=SsrMode::Async/>
                     <Route path=(StaticSegment("teams"), ParamSegment("slug"), StaticSegment("usage")) view=TeamUsagePage ssr=SsrMode::Async/>
+                    <Route path=StaticSegment("modelfiles") view=ModelfilesPage ssr=SsrMode::Async/>
+                    <Route path=(StaticSegment("modelfiles"), ParamSegment("id")) view=ModelfilePage ssr=SsrMode::Async/>
                     <Route path=StaticSegment("cluster") view=ClusterPage ssr=SsrMode::Async/>
                     <Route path=StaticSegment("operations") view=OperationsPage ssr=SsrMode::Async/>
                     <Route path=(StaticSegment("operations"), ParamSegment("id")) view=OperationPage ssr=SsrMode::Async/>

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use app::domain::ClusterView;
 use app::domain::operations::{Workload, Workloads};
+use app::domain::{ClusterView, PodShow};
 use app::model::capacity;
 use app::model::{
     AutoscalerReport, ClusterReport, LoadedModelReport, PodModel, PodReport, WorkloadReport,
@@ -212,6 +212,39 @@ impl ClusterView for Cluster {
                 workloads.push(self.workload_report(w).await);
             }
             ClusterReport { workloads }
+        })
+    }
+
+    fn show<'a>(
+        &'a self,
+        workload: &'a str,
+        model: &'a str,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Vec<PodShow>, String>> + Send + 'a>,
+    > {
+        Box::pin(async move {
+            let pods = self
+                .driver
+                .ready_pods(workload)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut asks = JoinSet::new();
+            for (i, (pod, url)) in pods.into_iter().enumerate() {
+                let ollama = self.ollama.clone();
+                let model = model.to_owned();
+                asks.spawn(async move {
+                    let show = ollama.show(&url, &model).await.map_err(|e| e.to_string());
+                    (i, PodShow { pod, show })
+                });
+            }
+            let mut out = Vec::new();
+            while let Some(r) = asks.join_next().await {
+                if let Ok(p) = r {
+                    out.push(p);
+                }
+            }
+            out.sort_by_key(|(i, _)| *i);
+            Ok(out.into_iter().map(|(_, p)| p).collect())
         })
     }
 }

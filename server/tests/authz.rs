@@ -36,6 +36,8 @@ struct TeamB {
     key: String,
     /// A pull ada queued for team-b.
     operation: String,
+    /// A Modelfile ada made for team-b.
+    modelfile: String,
 }
 
 /// mia (member of team-a and team-b) asks for two keys in team-b; ada (an
@@ -102,10 +104,24 @@ async fn team_b_keys(app: &TestApp, mia: &str) -> TeamB {
         .as_str()
         .unwrap()
         .to_owned();
+    let (res, body) = app
+        .json_as(
+            "POST",
+            "/api/v1/modelfiles",
+            &ada,
+            json!({ "team": "team-b", "name": "team-b/secret", "text": "FROM llama3.2\nSYSTEM b\n", "message": "b's" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED, "{body}");
+    let modelfile = serde_json::from_str::<Value>(&body).unwrap()["modelfile"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     TeamB {
         request,
         key,
         operation,
+        modelfile,
     }
 }
 
@@ -188,6 +204,45 @@ fn server_functions(b: &TeamB) -> BTreeMap<&'static str, (Kind, String)> {
                 Kind::TeamScoped,
                 "kind=pull&model=evil&team=team-b".to_owned(),
             ),
+        ),
+        ("/rpc/modelfiles", (Kind::OwnData, String::new())),
+        (
+            "/rpc/modelfile",
+            (Kind::TeamScoped, format!("id={}", b.modelfile)),
+        ),
+        (
+            "/rpc/create_modelfile",
+            (
+                Kind::TeamScoped,
+                "team=team-b&name=evil&text=FROM+llama3.2&message=m".to_owned(),
+            ),
+        ),
+        (
+            "/rpc/save_modelfile",
+            (
+                Kind::TeamScoped,
+                format!("id={}&text=FROM+llama3.2&message=m", b.modelfile),
+            ),
+        ),
+        (
+            "/rpc/rollback_modelfile",
+            (Kind::TeamScoped, format!("id={}&version=1", b.modelfile)),
+        ),
+        (
+            "/rpc/deploy_modelfile",
+            (Kind::TeamScoped, format!("id={}&version=1", b.modelfile)),
+        ),
+        (
+            "/rpc/modelfile_drift",
+            (Kind::TeamScoped, format!("id={}", b.modelfile)),
+        ),
+        (
+            "/rpc/modelfile_diff",
+            (Kind::TeamScoped, format!("id={}&from=1&to=1", b.modelfile)),
+        ),
+        (
+            "/rpc/import_modelfile",
+            (Kind::TeamScoped, "model=llama3.2&team=team-b".to_owned()),
         ),
         (
             "/rpc/admin_update_policy",
@@ -337,17 +392,22 @@ async fn every_rest_operation_keeps_team_b_from_a_member_of_team_a(db: PgPool) {
             // Starting an operation names its team in the body.
             let team_scoped = path.contains("{slug}")
                 || path.contains("{id}")
-                || (method == "POST" && path == "/api/v1/operations");
+                || (method == "POST" && path == "/api/v1/operations")
+                || (method == "POST"
+                    && (path == "/api/v1/modelfiles" || path == "/api/v1/modelfiles/import"));
             let id = if path.starts_with("/api/v1/keys/") {
                 &b.key
             } else if path.starts_with("/api/v1/operations/") {
                 &b.operation
+            } else if path.starts_with("/api/v1/modelfiles/") {
+                &b.modelfile
             } else {
                 &b.request
             };
             let uri = path
                 .replace("{slug}", "team-b")
                 .replace("{username}", "mia")
+                .replace("{version}", "1")
                 .replace("{id}", id);
             let body = match method {
                 "POST" if path.ends_with("/members") => {
@@ -355,7 +415,20 @@ async fn every_rest_operation_keeps_team_b_from_a_member_of_team_a(db: PgPool) {
                 }
                 "POST" if path.ends_with("/key-requests") => json!({ "name": "evil" }),
                 "POST" if path.ends_with("/decision") => json!({ "approve": true }),
+                "POST" if path.ends_with("/versions") => {
+                    json!({ "text": "FROM llama3.2\n", "message": "mine now" })
+                }
+                "POST" if path.ends_with("/rollback") => json!({ "version": 1 }),
                 "POST" if path.contains("{id}") => json!({}),
+                "POST" if path == "/api/v1/modelfiles" => json!({
+                    "team": "team-b", "name": "team-b/evil", "text": "FROM llama3.2\n", "message": "m"
+                }),
+                "POST" if path == "/api/v1/modelfiles/import" => {
+                    json!({ "model": "llama3.2", "team": "team-b" })
+                }
+                "POST" if path == "/api/v1/modelfiles/validate" => {
+                    json!({ "text": "FROM llama3.2\n" })
+                }
                 "POST" if path == "/api/v1/operations" => {
                     json!({ "kind": "pull", "model": "evil", "team": "team-b" })
                 }

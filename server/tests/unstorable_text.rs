@@ -65,6 +65,7 @@ fn text_properties(doc: &Value, schema: &Value) -> BTreeMap<String, Value> {
 struct Targets {
     request: String,
     key: String,
+    modelfile: String,
 }
 
 async fn targets(app: &TestApp, ada: &str) -> Targets {
@@ -114,7 +115,24 @@ async fn targets(app: &TestApp, ada: &str) -> Targets {
         .as_str()
         .unwrap()
         .to_owned();
-    Targets { request, key }
+    let (res, body) = app
+        .json_as(
+            "POST",
+            "/api/v1/modelfiles",
+            ada,
+            json!({ "team": "team-a", "name": "team-a/m", "text": "FROM llama3.2\n", "message": "m" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED, "{body}");
+    let modelfile = serde_json::from_str::<Value>(&body).unwrap()["modelfile"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    Targets {
+        request,
+        key,
+        modelfile,
+    }
 }
 
 /// A body the operation accepts, for one field at a time to be spoilt.
@@ -129,6 +147,15 @@ fn valid_body(method: &str, path: &str) -> Value {
         ("POST", "/api/v1/operations") => {
             json!({ "kind": "copy", "model": "a", "destination": "b", "team": "team-a" })
         }
+        ("POST", "/api/v1/modelfiles") => json!({
+            "team": "team-a", "name": "team-a/nul", "text": "FROM llama3.2\n", "message": "m"
+        }),
+        ("POST", "/api/v1/modelfiles/validate") => json!({ "text": "FROM llama3.2\n" }),
+        ("POST", "/api/v1/modelfiles/import") => json!({ "model": "llama3.2", "team": "team-a" }),
+        ("POST", p) if p.ends_with("/versions") => {
+            json!({ "text": "FROM llama3.2\n", "message": "m" })
+        }
+        ("POST", p) if p.ends_with("/rollback") => json!({ "version": 1 }),
         ("POST", "/api/v1/maintenance-windows") => {
             json!({ "weekday": 1, "starts": "01:00", "ends": "02:00", "time_zone": "UTC" })
         }
@@ -155,18 +182,22 @@ async fn nul_in_any_text_field_of_the_rest_api_is_a_422_naming_the_field(db: PgP
             let method = method.to_ascii_uppercase();
             let id = if path.starts_with("/api/v1/keys/") {
                 &t.key
+            } else if path.starts_with("/api/v1/modelfiles/") {
+                &t.modelfile
             } else {
                 &t.request
             };
             let fill = |spoilt: Option<&str>| {
                 let mut uri = path
                     .replace("{id}", id)
+                    .replace("{version}", "1")
                     .replace("{slug}", "team-a")
                     .replace("{username}", "olu");
                 if let Some(name) = spoilt {
                     uri = path
                         .replace("{id}", id)
                         .replace(&format!("{{{name}}}"), &percent_encode(NUL))
+                        .replace("{version}", "1")
                         .replace("{slug}", "team-a")
                         .replace("{username}", "olu");
                 }
@@ -245,6 +276,18 @@ async fn nul_in_any_text_field_of_the_rest_api_is_a_422_naming_the_field(db: PgP
         "GET /api/v1/operations team",
         "GET /api/v1/operations model",
         "POST /api/v1/maintenance-windows time_zone",
+        "POST /api/v1/modelfiles name",
+        "POST /api/v1/modelfiles team",
+        "POST /api/v1/modelfiles text",
+        "POST /api/v1/modelfiles message",
+        "POST /api/v1/modelfiles description",
+        "POST /api/v1/modelfiles/validate text",
+        "POST /api/v1/modelfiles/import model",
+        "POST /api/v1/modelfiles/import team",
+        "POST /api/v1/modelfiles/{id}/versions text",
+        "POST /api/v1/modelfiles/{id}/rollback message",
+        "POST /api/v1/modelfiles/{id}/deploy workload",
+        "GET /api/v1/modelfiles team",
     ] {
         assert!(
             checked.iter().any(|c| c == expected),

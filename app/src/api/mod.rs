@@ -6,6 +6,7 @@ mod admin;
 mod cluster;
 mod identity;
 mod keys;
+mod modelfiles;
 mod status;
 mod usage;
 
@@ -13,6 +14,7 @@ pub use admin::*;
 pub use cluster::*;
 pub use identity::*;
 pub use keys::*;
+pub use modelfiles::*;
 pub use status::*;
 pub use usage::*;
 

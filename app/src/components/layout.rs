@@ -13,6 +13,7 @@ fn nav_for(user: Option<&User>) -> Vec<(&'static str, &'static str)> {
     let mut nav = vec![("/", "Home")];
     if let Some(u) = user {
         nav.push(("/teams", "My teams"));
+        nav.push(("/modelfiles", "Modelfiles"));
         nav.push(("/cluster", "Cluster"));
         if u.is_admin {
             nav.push(("/admin/teams", "Admin"));

@@ -5,6 +5,7 @@ pub mod chart;
 pub mod error;
 pub mod form;
 pub mod layout;
+pub mod modelfile_editor;
 pub mod policy;
 pub mod progress;
 pub mod role_badge;

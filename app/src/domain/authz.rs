@@ -74,6 +74,8 @@ pub enum Action {
     /// Pull, delete or copy models for the team, and cancel its operations
     /// (owners, on models the team's allow-list holds; admins).
     StartTeamOperation(Uuid),
+    /// Save versions of the team's Modelfiles (any member).
+    EditModelfiles(Uuid),
     /// Scale workloads, act for the platform, define maintenance windows
     /// (admins).
     ManageCluster,
@@ -101,9 +103,10 @@ impl Actor {
             return Ok(());
         }
         match action {
-            Action::ViewTeam(team) | Action::RequestKey(team) | Action::ViewUsage(team) => {
-                self.role_in(team).map(|_| ()).ok_or(Error::NotFound)
-            }
+            Action::ViewTeam(team)
+            | Action::RequestKey(team)
+            | Action::ViewUsage(team)
+            | Action::EditModelfiles(team) => self.role_in(team).map(|_| ()).ok_or(Error::NotFound),
             Action::ManageTeamKeys(team) | Action::StartTeamOperation(team) => {
                 match self.role_in(team) {
                     Some(TeamRole::Owner) => Ok(()),

@@ -9,6 +9,7 @@ pub mod health;
 pub mod identity;
 pub mod keys;
 pub mod maintenance;
+pub mod modelfiles;
 pub mod operations;
 pub mod teams;
 pub mod usage;
@@ -75,6 +76,27 @@ pub trait ClusterView: Send + Sync {
     fn report(
         &self,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::model::ClusterReport> + Send + '_>>;
+    /// Each ready pod's `/api/show` of `model` (none where it is not on the
+    /// pod), for drift checks and imports; an error when the pods cannot
+    /// be listed.
+    fn show<'a>(
+        &'a self,
+        workload: &'a str,
+        model: &'a str,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = std::result::Result<Vec<PodShow>, String>> + Send + 'a,
+        >,
+    >;
+}
+
+/// One pod's answer to `/api/show`.
+#[derive(Clone, Debug)]
+pub struct PodShow {
+    pub pod: String,
+    /// The body; none when the model is not on the pod; an error when the
+    /// pod's Ollama did not answer.
+    pub show: std::result::Result<Option<serde_json::Value>, String>,
 }
 
 /// One series of a range query: its labels and its (Unix seconds, value)

@@ -6,6 +6,7 @@ mod cluster;
 mod error;
 mod identity;
 mod keys;
+pub mod modelfiles;
 mod operations;
 mod status;
 pub mod text;
@@ -28,6 +29,11 @@ pub use identity::{
 pub use keys::{
     ApiKey, IssuedKey, KeyDecision, KeyRequest, KeyRequestOutcome, KeyRequestState, KeyScope,
     KeyState, NewKeyRequest, RevokeKey, RotateKey, TeamPolicy, TeamPolicyPatch, key_rules,
+};
+pub use modelfiles::{
+    Change, Deploy, DiffLine, DriftReport, DriftState, ImportModelfile, Modelfile,
+    ModelfileDeployment, ModelfileDetail, ModelfileVersion, NewModelfile, NewVersion, PodDrift,
+    Rollback, ValidateModelfile, Validation, VersionSummary,
 };
 pub use operations::{
     MaintenanceSchedule, MaintenanceWindow, NewMaintenanceWindow, NewOperation, Operation,

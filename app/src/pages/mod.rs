@@ -5,6 +5,8 @@ pub mod admin_usage;
 pub mod cluster;
 pub mod home;
 pub mod keys;
+pub mod modelfile;
+pub mod modelfiles;
 pub mod not_found;
 pub mod operations;
 pub mod signin;

@@ -211,6 +211,24 @@ impl Ollama {
         Ok(self.get_json::<P>(base, "/api/ps").await?.models)
     }
 
+    /// What the pod knows of `model` (`/api/show`, Ollama's JSON as is);
+    /// none when the pod does not have it.
+    pub async fn show(&self, base: &Url, model: &str) -> Result<Option<Value>, OllamaError> {
+        let req = self
+            .http
+            .post(Self::url(base, "/api/show"))
+            .json(&serde_json::json!({ "model": model }));
+        match self.send(base, req, QUICK_TIMEOUT).await {
+            Ok(res) => res
+                .json::<Value>()
+                .await
+                .map(Some)
+                .map_err(|e| OllamaError::Protocol(base.to_string(), root_cause(&e))),
+            Err(OllamaError::Refused(m)) if m.contains("not found") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Removes `model`; `Ok(false)` when the pod did not have it.
     pub async fn delete(&self, base: &Url, model: &str) -> Result<bool, OllamaError> {
         let req = self

@@ -80,6 +80,14 @@ impl KeyCache {
         }
     }
 
+    /// Forgets every key (which team may call which model changed: a
+    /// Modelfile was added or removed).
+    pub fn forget_all(&self) {
+        if let Ok(mut e) = self.entries.write() {
+            e.clear();
+        }
+    }
+
     /// Marks everything stale (notifications may have been missed): known
     /// keys are refreshed in the background at their next use.
     pub fn mark_all_stale(&self) {
@@ -269,6 +277,8 @@ fn apply(cache: &KeyCache, payload: &str) {
             Ok(t) => cache.forget_team(t),
             Err(_) => cache.mark_all_stale(),
         }
+    } else if payload == "grants" {
+        cache.forget_all();
     }
 }
 
@@ -288,6 +298,7 @@ mod tests {
             scopes: vec![KeyScope::Inference],
             key_models: None,
             team_models: None,
+            foreign_models: vec![],
             expires_at: OffsetDateTime::now_utc(),
             revoked: false,
             key_rpm: None,
@@ -314,6 +325,15 @@ mod tests {
         apply(&cache, "key:k3");
         assert!(cache.get("k3").is_none());
         apply(&cache, &format!("team:{a}"));
+        assert!(cache.is_empty());
+        cache.put(
+            "k4",
+            Entry::Known {
+                grant: grant(b),
+                fetched: Instant::now(),
+            },
+        );
+        apply(&cache, "grants");
         assert!(cache.is_empty());
     }
 }

@@ -178,6 +178,7 @@ mod tests {
             scopes: vec![KeyScope::Inference],
             key_models: None,
             team_models: None,
+            foreign_models: vec![],
             expires_at: OffsetDateTime::now_utc(),
             revoked: false,
             key_rpm: rpm,

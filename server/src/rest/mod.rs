@@ -7,6 +7,7 @@ pub mod docs;
 pub mod keys;
 pub mod maintenance;
 pub mod me;
+pub mod modelfiles;
 pub mod operations;
 pub mod problem;
 pub mod teams;
@@ -41,6 +42,7 @@ use problem::{Problem, from_rejection};
         (name = "teams", description = "Teams and their members"),
         (name = "keys", description = "API key requests, keys and team policy"),
         (name = "usage", description = "What a team used through the gateway"),
+        (name = "modelfiles", description = "Versioned Modelfiles: edit, diff, roll back, deploy to every pod, drift, lint"),
         (name = "cluster", description = "The Ollama workloads: their state, and pulls, deletes, copies and scaling as durable operations"),
         (name = "admin", description = "Platform admins only"),
     )
@@ -105,6 +107,19 @@ pub fn routes() -> (axum::Router<ServerState>, utoipa::openapi::OpenApi) {
         .routes(routes!(operations::get_cluster))
         .routes(routes!(maintenance::list_windows, maintenance::add_window))
         .routes(routes!(maintenance::remove_window))
+        .routes(routes!(
+            modelfiles::list_modelfiles,
+            modelfiles::create_modelfile
+        ))
+        .routes(routes!(modelfiles::validate_modelfile))
+        .routes(routes!(modelfiles::import_modelfile))
+        .routes(routes!(modelfiles::get_modelfile))
+        .routes(routes!(modelfiles::add_version))
+        .routes(routes!(modelfiles::get_version))
+        .routes(routes!(modelfiles::diff))
+        .routes(routes!(modelfiles::rollback))
+        .routes(routes!(modelfiles::deploy_modelfile))
+        .routes(routes!(modelfiles::drift))
         .split_for_parts()
 }
 

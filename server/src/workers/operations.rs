@@ -270,9 +270,8 @@ impl Runner {
                     .await
                     .map_err(|e| e.to_string())
             }
-            OperationKind::Create | OperationKind::Scale => {
-                Err(format!("{} does not run per pod here", op.kind.as_str()))
-            }
+            OperationKind::Create => self.create(op, pod, url).await,
+            OperationKind::Scale => Err("a scale does not run per pod".to_owned()),
         };
         let (state, status, error) = match &result {
             Ok(()) => (StepState::Succeeded, "success", None),
@@ -291,6 +290,18 @@ impl Runner {
     /// A pull on one pod, its progress written at most every
     /// [`PROGRESS_EVERY`] and at each new status.
     async fn pull(&self, id: Uuid, pod: &str, url: &Url, model: &str) -> Result<(), String> {
+        self.streamed(id, pod, url, Streamed::Pull(model)).await
+    }
+
+    /// A pull or a create on one pod, with its progress written as it
+    /// comes (at most every [`PROGRESS_EVERY`] and at each new status).
+    pub(super) async fn streamed(
+        &self,
+        id: Uuid,
+        pod: &str,
+        url: &Url,
+        what: Streamed<'_>,
+    ) -> Result<(), String> {
         let (tx, mut rx) = tokio::sync::watch::channel(PullProgress::default());
         let writer = {
             let me = self.clone();
@@ -312,13 +323,14 @@ impl Runner {
             })
         };
         let mut last = PullProgress::default();
-        let result = self
-            .ollama
-            .pull(url, model, |p| {
-                last.clone_from(p);
-                let _ = tx.send(p.clone());
-            })
-            .await;
+        let seen = |p: &PullProgress| {
+            last.clone_from(p);
+            let _ = tx.send(p.clone());
+        };
+        let result = match what {
+            Streamed::Pull(model) => self.ollama.pull(url, model, seen).await,
+            Streamed::Create(request) => self.ollama.create(url, request, seen).await,
+        };
         drop(tx);
         let _ = writer.await;
         // The last word, which the writer may have skipped while it waited.
@@ -336,7 +348,7 @@ impl Runner {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn step(
+    pub(super) async fn step(
         &self,
         id: Uuid,
         pod: &str,
@@ -360,11 +372,17 @@ impl Runner {
         }
     }
 
-    async fn log(&self, id: Uuid, pod: Option<&str>, line: &str) {
+    pub(super) async fn log(&self, id: Uuid, pod: Option<&str>, line: &str) {
         if let Err(e) = queue::log(&self.db, id, pod, line).await {
             tracing::warn!(%id, error = %e, "operations: writing the log failed");
         }
     }
+}
+
+/// What [`Runner::streamed`] runs on a pod.
+pub(super) enum Streamed<'a> {
+    Pull(&'a str),
+    Create(&'a serde_json::Value),
 }
 
 /// Why the work was stopped from outside.

@@ -35,20 +35,35 @@ pub struct TestApp {
 
 impl TestApp {
     pub fn new(db: PgPool) -> Self {
-        Self::build(db, None, None)
+        Self::build(db, None, None, &[])
+    }
+
+    /// With the workload `ollama` on these Ollama pods.
+    pub fn with_pods(db: PgPool, pods: &[url::Url]) -> Self {
+        Self::build(db, None, None, pods)
     }
 
     /// With sign-in through the given test IdP.
     pub fn with_idp(db: PgPool, idp: &idp::Idp) -> Self {
-        Self::build(db, Some(&idp.issuer), None)
+        Self::build(db, Some(&idp.issuer), None, &[])
     }
 
     /// With the usage charts read from the Prometheus at `url`.
     pub fn with_prometheus(db: PgPool, url: &str, timeout_ms: u64) -> Self {
-        Self::build(db, None, Some((url, timeout_ms)))
+        Self::build(db, None, Some((url, timeout_ms)), &[])
     }
 
-    fn build(db: PgPool, issuer: Option<&str>, prometheus: Option<(&str, u64)>) -> Self {
+    fn build(
+        db: PgPool,
+        issuer: Option<&str>,
+        prometheus: Option<(&str, u64)>,
+        pods: &[url::Url],
+    ) -> Self {
+        let pods = if pods.is_empty() {
+            vec![url::Url::parse("http://127.0.0.1:9").unwrap()]
+        } else {
+            pods.to_vec()
+        };
         let prometheus = prometheus.map(|(url, timeout_ms)| {
             server::prometheus::Prometheus::from_settings(&server::settings::PrometheusSettings {
                 url: Some(url::Url::parse(url).unwrap()),
@@ -95,10 +110,7 @@ impl TestApp {
                 probes: server::probes(&auth, prometheus.clone()),
                 metrics: prometheus.map(|p| p as Arc<dyn app::domain::MetricsSource>),
                 cluster: Arc::new(server::cluster::Cluster::new(
-                    cluster::Driver::Static(cluster::StaticDriver::new(
-                        "ollama",
-                        vec![url::Url::parse("http://127.0.0.1:9").unwrap()],
-                    )),
+                    cluster::Driver::Static(cluster::StaticDriver::new("ollama", pods)),
                     app::domain::operations::Workload {
                         name: "ollama".into(),
                         min_replicas: 1,

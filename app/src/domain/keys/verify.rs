@@ -17,7 +17,11 @@ pub struct KeyGrant {
     pub scopes: Vec<KeyScope>,
     /// The key's own list (already within the team's when issued).
     pub key_models: Option<Vec<String>>,
+    /// The team's allow-list with the models its Modelfiles create (None:
+    /// any model).
     pub team_models: Option<Vec<String>>,
+    /// Models other teams' Modelfiles create: never callable with this key.
+    pub foreign_models: Vec<String>,
     pub expires_at: OffsetDateTime,
     pub revoked: bool,
     pub key_rpm: Option<i32>,
@@ -37,9 +41,11 @@ impl KeyGrant {
     /// [`Self::allows_model`] for a name already through
     /// [`key_rules::normalize_model`].
     pub fn allows_normalized_model(&self, m: &str) -> bool {
-        self.team_models
-            .as_ref()
-            .is_none_or(|t| t.iter().any(|x| x == m))
+        !self.foreign_models.iter().any(|x| x == m)
+            && self
+                .team_models
+                .as_ref()
+                .is_none_or(|t| t.iter().any(|x| x == m))
             && self
                 .key_models
                 .as_ref()
@@ -57,7 +63,13 @@ impl KeyGrant {
 pub async fn grant(conn: impl PgExecutor<'_>, public_id: &str) -> Result<Option<KeyGrant>> {
     let row = sqlx::query!(
         r#"SELECT k.id, k.public_id, k.secret_hmac, k.team_id, t.slug, k.owner_id, k.scopes,
-                  k.models, t.allowed_models, k.expires_at, k.revoked_at, k.rpm_limit, k.tpm_limit,
+                  k.models,
+                  CASE WHEN t.allowed_models IS NULL THEN NULL
+                       ELSE t.allowed_models || ARRAY(SELECT mf.name FROM modelfiles mf WHERE mf.team_id = t.id)
+                  END AS allowed_models,
+                  ARRAY(SELECT mf.name FROM modelfiles mf WHERE mf.team_id IS DISTINCT FROM t.id)
+                    AS "foreign_models!",
+                  k.expires_at, k.revoked_at, k.rpm_limit, k.tpm_limit,
                   t.rpm_limit AS team_rpm, t.tpm_limit AS team_tpm, t.monthly_token_quota,
                   EXISTS (SELECT 1 FROM memberships m WHERE m.team_id = k.team_id AND m.user_id = k.owner_id)
                     AS "owner_is_member!"
@@ -78,6 +90,7 @@ pub async fn grant(conn: impl PgExecutor<'_>, public_id: &str) -> Result<Option<
         scopes: scopes_from_db(&r.scopes),
         key_models: r.models,
         team_models: r.allowed_models,
+        foreign_models: r.foreign_models,
         expires_at: r.expires_at,
         revoked: r.revoked_at.is_some(),
         key_rpm: r.rpm_limit,

@@ -248,18 +248,35 @@ fn fields(
 }
 
 /// Ok when the team's allow-list holds `model` (a team without one may use
-/// every model).
+/// every model) and no other team's (or the platform's) Modelfile creates
+/// it.
 async fn allowed_for_team(
     conn: impl PgExecutor<'_>,
     team_id: Uuid,
     slug: &str,
     model: &str,
 ) -> Result<()> {
-    let allowed: Option<Vec<String>> =
-        sqlx::query_scalar!("SELECT allowed_models FROM teams WHERE id = $1", team_id)
-            .fetch_one(conn)
-            .await?;
-    match allowed {
+    let r = sqlx::query!(
+        r#"SELECT allowed_models,
+                  EXISTS (SELECT 1 FROM modelfiles m
+                           WHERE m.name = $2 AND m.team_id IS DISTINCT FROM $1) AS "foreign!",
+                  EXISTS (SELECT 1 FROM modelfiles m WHERE m.name = $2 AND m.team_id = $1) AS "own!"
+             FROM teams WHERE id = $1"#,
+        team_id,
+        model
+    )
+    .fetch_one(conn)
+    .await?;
+    if r.foreign {
+        return Err(Error::Validation {
+            field: "model".into(),
+            message: format!("{model} is another team's (or the platform's) Modelfile model"),
+        });
+    }
+    if r.own {
+        return Ok(());
+    }
+    match r.allowed_models {
         Some(list) if !list.iter().any(|m| m == model) => Err(Error::Validation {
             field: "model".into(),
             message: format!(

@@ -256,7 +256,8 @@ pub async fn finish(
               SET state = $3, error = $4, outcome = $5, finished_at = now(),
                   lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
             WHERE id = $1 AND lease_owner = $2 AND state = 'running'
-           RETURNING team_id, requested_by"#,
+           RETURNING team_id, requested_by, workload, modelfile_id, modelfile_version,
+                     requested_by_name"#,
         id,
         owner,
         state.as_str(),
@@ -268,6 +269,27 @@ pub async fn finish(
     let Some(row) = row else {
         return Ok(false);
     };
+    // A Modelfile deploy that succeeded on every pod moves the workload's
+    // deployed version.
+    if let (OperationState::Succeeded, Some(modelfile), Some(version)) =
+        (state, row.modelfile_id, row.modelfile_version)
+    {
+        sqlx::query!(
+            r#"INSERT INTO modelfile_deployments
+                 (modelfile_id, workload, version, operation_id, deployed_by)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (modelfile_id, workload) DO UPDATE
+                 SET version = EXCLUDED.version, operation_id = EXCLUDED.operation_id,
+                     deployed_by = EXCLUDED.deployed_by, deployed_at = now()"#,
+            modelfile,
+            row.workload,
+            version,
+            id,
+            row.requested_by_name,
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
     end_steps(&mut *tx, id, state).await?;
     let line = match (error, outcome) {
         (Some(e), _) => format!("{}: {e}", state.as_str()),

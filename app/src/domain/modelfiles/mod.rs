@@ -1,0 +1,504 @@
+//! Versioned Modelfiles: who may see and change which, saving a version
+//! (only one that Ollama would accept, with a base the team may use),
+//! history, rollback. Deploying and drift are in [`deploy`].
+
+pub mod deploy;
+
+use serde_json::{Value, json};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use super::audit::{self, By, Record};
+use super::authz::{Action, Actor};
+use super::error::{Error, Result};
+use crate::model::key_rules::{self, normalize_model};
+use crate::model::modelfiles::rules;
+use crate::model::text::storable;
+use crate::model::{
+    Modelfile, ModelfileDeployment, ModelfileDetail, ModelfileVersion, NewModelfile, NewVersion,
+    Rollback, Validation, VersionSummary,
+};
+
+/// The name a validation without one puts in its request.
+pub const VALIDATE_NAME: &str = "corral-validate";
+
+/// What Ollama would make of `text` as the model `name` (see
+/// [`crate::model::modelfiles::check`]). Saves nothing.
+pub fn validate(text: &str, name: &str) -> Validation {
+    crate::model::modelfiles::check(text, name)
+}
+
+/// Who owns a Modelfile, as access checks need it.
+#[derive(Clone, Debug)]
+pub(crate) struct Owner {
+    pub id: Uuid,
+    pub team_id: Option<Uuid>,
+    pub team: Option<String>,
+    pub name: String,
+}
+
+/// What an actor wants to do with a Modelfile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Read it (the team's members; everyone for the platform's).
+    Read,
+    /// Save versions (the team's members; admins for the platform's).
+    Edit,
+    /// Deploy it (the team's owners; admins).
+    Deploy,
+}
+
+fn authorize(actor: &Actor, team_id: Option<Uuid>, access: Access) -> Result<()> {
+    match (team_id, access) {
+        (None, Access::Read) => Ok(()),
+        (None, _) => actor.authorize(Action::ManageCluster),
+        (Some(t), Access::Read) => actor.authorize(Action::ViewTeam(t)),
+        (Some(t), Access::Edit) => actor.authorize(Action::EditModelfiles(t)),
+        (Some(t), Access::Deploy) => actor.authorize(Action::StartTeamOperation(t)),
+    }
+}
+
+/// The Modelfile `id`, when the actor may do `access` to it (another
+/// team's is not found).
+pub(crate) async fn owner(
+    conn: impl PgExecutor<'_>,
+    actor: &Actor,
+    id: Uuid,
+    access: Access,
+) -> Result<Owner> {
+    let r = sqlx::query!(
+        r#"SELECT m.id, m.team_id, t.slug AS "team?", m.name
+             FROM modelfiles m LEFT JOIN teams t ON t.id = m.team_id
+            WHERE m.id = $1"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await?
+    .ok_or(Error::NotFound)?;
+    if let Some(t) = r.team_id
+        && actor.authorize(Action::ViewTeam(t)).is_err()
+    {
+        return Err(Error::NotFound);
+    }
+    authorize(actor, r.team_id, access)?;
+    Ok(Owner {
+        id: r.id,
+        team_id: r.team_id,
+        team: r.team,
+        name: r.name,
+    })
+}
+
+/// The Modelfiles the actor may see: the platform's and their teams'
+/// (admins: all), optionally one team's, by name.
+pub async fn list(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    team: Option<&str>,
+) -> Result<Vec<Modelfile>> {
+    let team_id = match team.map(str::trim).filter(|t| !t.is_empty()) {
+        Some(slug) => {
+            storable("team", slug)?;
+            Some(super::teams::visible_id(&mut *conn, actor, slug).await?)
+        }
+        None => None,
+    };
+    let ids = sqlx::query_scalar!(
+        r#"SELECT id FROM modelfiles
+            WHERE ($1::uuid IS NULL OR team_id = $1)
+              AND ($2 OR team_id IS NULL OR team_id = ANY($3))
+            ORDER BY name"#,
+        team_id,
+        actor.is_admin(),
+        &actor.team_ids(),
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    fetch_many(conn, &ids).await
+}
+
+async fn fetch_many(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Modelfile>> {
+    let rows = sqlx::query!(
+        r#"SELECT m.id, t.slug AS "team?", m.name, m.description, m.latest, m.created_at, m.updated_at
+             FROM modelfiles m LEFT JOIN teams t ON t.id = m.team_id
+            WHERE m.id = ANY($1) ORDER BY m.name"#,
+        ids
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let deployed = sqlx::query!(
+        r#"SELECT modelfile_id, workload, version, operation_id, deployed_by, deployed_at
+             FROM modelfile_deployments WHERE modelfile_id = ANY($1) ORDER BY workload"#,
+        ids
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Modelfile {
+            deployments: deployed
+                .iter()
+                .filter(|d| d.modelfile_id == r.id)
+                .map(|d| ModelfileDeployment {
+                    workload: d.workload.clone(),
+                    version: d.version,
+                    operation: d.operation_id,
+                    deployed_by: d.deployed_by.clone(),
+                    deployed_at: d.deployed_at,
+                })
+                .collect(),
+            id: r.id,
+            team: r.team,
+            name: r.name,
+            description: r.description,
+            latest: r.latest,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+        .collect())
+}
+
+/// One Modelfile with its newest version and its history.
+pub async fn get(conn: &mut PgConnection, actor: &Actor, id: Uuid) -> Result<ModelfileDetail> {
+    owner(&mut *conn, actor, id, Access::Read).await?;
+    detail(conn, id).await
+}
+
+async fn detail(conn: &mut PgConnection, id: Uuid) -> Result<ModelfileDetail> {
+    let modelfile = fetch_many(&mut *conn, &[id])
+        .await?
+        .pop()
+        .ok_or(Error::NotFound)?;
+    let current = fetch_version(&mut *conn, id, modelfile.latest).await?;
+    let history = sqlx::query!(
+        r#"SELECT version, message, author_name, restores, created_at
+             FROM modelfile_versions WHERE modelfile_id = $1 ORDER BY version DESC"#,
+        id
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|r| VersionSummary {
+        version: r.version,
+        message: r.message,
+        author: r.author_name,
+        restores: r.restores,
+        created_at: r.created_at,
+    })
+    .collect();
+    Ok(ModelfileDetail {
+        modelfile,
+        current,
+        history,
+    })
+}
+
+/// One version, whole.
+pub async fn version(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    id: Uuid,
+    version: i32,
+) -> Result<ModelfileVersion> {
+    owner(&mut *conn, actor, id, Access::Read).await?;
+    fetch_version(conn, id, version).await
+}
+
+pub(crate) async fn fetch_version(
+    conn: impl PgExecutor<'_>,
+    id: Uuid,
+    version: i32,
+) -> Result<ModelfileVersion> {
+    let r = sqlx::query!(
+        r#"SELECT version, text, request, base, message, author_name, restores, created_at
+             FROM modelfile_versions WHERE modelfile_id = $1 AND version = $2"#,
+        id,
+        version
+    )
+    .fetch_optional(conn)
+    .await?
+    .ok_or(Error::NotFound)?;
+    Ok(ModelfileVersion {
+        version: r.version,
+        text: r.text,
+        request: r.request,
+        base: r.base,
+        message: r.message,
+        author: r.author_name,
+        restores: r.restores,
+        created_at: r.created_at,
+    })
+}
+
+/// Creates a Modelfile and its first version. Run it in a transaction.
+pub async fn create(
+    tx: &mut PgConnection,
+    actor: &Actor,
+    new: &NewModelfile,
+) -> Result<ModelfileDetail> {
+    for (field, value) in [
+        ("team", new.team.as_deref().unwrap_or_default()),
+        ("name", &new.name),
+        ("description", &new.description),
+        ("text", &new.text),
+        ("message", &new.message),
+    ] {
+        storable(field, value)?;
+    }
+    let team = editable_team(&mut *tx, actor, new.team.as_deref()).await?;
+    let name = model_name(&mut *tx, team.as_ref().map(|t| t.1.as_str()), &new.name).await?;
+    rules::DESCRIPTION.check("description", &new.description)?;
+    let id = sqlx::query_scalar!(
+        r#"INSERT INTO modelfiles (team_id, name, description, created_by)
+           VALUES ($1, $2, $3, $4)
+           ON CONFLICT (name) DO NOTHING
+           RETURNING id"#,
+        team.as_ref().map(|t| t.0),
+        name,
+        new.description.trim(),
+        actor.user.id,
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| Error::Conflict(format!("a Modelfile already creates the model {name}")))?;
+    let owner = Owner {
+        id,
+        team_id: team.as_ref().map(|t| t.0),
+        team: team.map(|t| t.1),
+        name,
+    };
+    save(tx, actor, &owner, &new.text, &new.message, None).await?;
+    detail(tx, id).await
+}
+
+/// The team (id, slug) a new Modelfile is for, when the actor may edit its
+/// Modelfiles; none for the platform's (admins).
+pub(crate) async fn editable_team(
+    conn: impl PgExecutor<'_>,
+    actor: &Actor,
+    team: Option<&str>,
+) -> Result<Option<(Uuid, String)>> {
+    let team = match team.map(str::trim).filter(|t| !t.is_empty()) {
+        Some(slug) => {
+            let id = super::teams::visible_id(conn, actor, slug).await?;
+            Some((id, slug.to_owned()))
+        }
+        None => None,
+    };
+    authorize(actor, team.as_ref().map(|t| t.0), Access::Edit)?;
+    Ok(team)
+}
+
+/// The model name a Modelfile may create: valid, normalised, in the team's
+/// namespace (`<slug>/…`) for a team's, in no team's namespace for the
+/// platform's.
+async fn model_name(conn: impl PgExecutor<'_>, team: Option<&str>, raw: &str) -> Result<String> {
+    key_rules::model_name("name", raw.trim())?;
+    let name = normalize_model(raw);
+    let namespace = name.split_once('/').map(|(ns, _)| ns);
+    match (team, namespace) {
+        (Some(slug), Some(ns)) if ns == slug => Ok(name),
+        (Some(slug), _) => Err(Error::Validation {
+            field: "name".into(),
+            message: format!(
+                "a model of team {slug} is named {slug}/<name> (e.g. {slug}/{}), so that no team overwrites another's or the platform's models",
+                name.rsplit('/').next().unwrap_or(&name)
+            ),
+        }),
+        (None, Some(ns)) => {
+            let taken = sqlx::query_scalar!(
+                r#"SELECT EXISTS (SELECT 1 FROM teams WHERE slug = $1) AS "taken!""#,
+                ns
+            )
+            .fetch_one(conn)
+            .await?;
+            if taken {
+                Err(Error::Validation {
+                    field: "name".into(),
+                    message: format!(
+                        "{ns}/ is team {ns}'s namespace; the platform's models are named outside every team's"
+                    ),
+                })
+            } else {
+                Ok(name)
+            }
+        }
+        (None, None) => Ok(name),
+    }
+}
+
+/// Saves a new version of the Modelfile `id`. Run it in a transaction.
+pub async fn add_version(
+    tx: &mut PgConnection,
+    actor: &Actor,
+    id: Uuid,
+    new: &NewVersion,
+) -> Result<ModelfileVersion> {
+    let owner = owner(&mut *tx, actor, id, Access::Edit).await?;
+    let v = save(tx, actor, &owner, &new.text, &new.message, None).await?;
+    fetch_version(&mut *tx, id, v).await
+}
+
+/// A new version equal to `version`. Run it in a transaction.
+pub async fn rollback(
+    tx: &mut PgConnection,
+    actor: &Actor,
+    id: Uuid,
+    r: &Rollback,
+) -> Result<ModelfileVersion> {
+    let owner = owner(&mut *tx, actor, id, Access::Edit).await?;
+    let old = fetch_version(&mut *tx, id, r.version)
+        .await
+        .map_err(|e| match e {
+            Error::NotFound => Error::Validation {
+                field: "version".into(),
+                message: format!("{} has no version {}", owner.name, r.version),
+            },
+            other => other,
+        })?;
+    let message = match r.message.as_deref().map(str::trim) {
+        Some(m) if !m.is_empty() => m.to_owned(),
+        _ => format!("Roll back to version {}", r.version),
+    };
+    let v = save(tx, actor, &owner, &old.text, &message, Some(r.version)).await?;
+    fetch_version(&mut *tx, id, v).await
+}
+
+/// Checks `text` and stores it as the next version; its number.
+async fn save(
+    tx: &mut PgConnection,
+    actor: &Actor,
+    owner: &Owner,
+    text: &str,
+    message: &str,
+    restores: Option<i32>,
+) -> Result<i32> {
+    storable("text", text)?;
+    rules::TEXT.check("text", text)?;
+    rules::MESSAGE.check("message", message)?;
+    let checked = validate(text, &owner.name);
+    let request = match (&checked.request, checked.ok) {
+        (Some(r), true) => r.clone(),
+        _ => {
+            let first = checked
+                .diagnostics
+                .iter()
+                .find(|d| d.severity == modelfile::Severity::Error)
+                .map(|d| format!("line {}, column {}: {}", d.line(), d.column(), d.message))
+                .unwrap_or_else(|| "it cannot be turned into an /api/create request".into());
+            return Err(Error::Validation {
+                field: "text".into(),
+                message: format!("Ollama would refuse this Modelfile: {first}"),
+            });
+        }
+    };
+    let base = base_of(&request).ok_or_else(|| Error::Validation {
+        field: "text".into(),
+        message: "a Modelfile needs a FROM line naming the model it builds on".into(),
+    })?;
+    may_build_on(&mut *tx, actor, owner, &base).await?;
+    let version = sqlx::query_scalar!(
+        r#"UPDATE modelfiles SET latest = latest + 1, updated_at = now()
+            WHERE id = $1 RETURNING latest"#,
+        owner.id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query!(
+        r#"INSERT INTO modelfile_versions
+             (modelfile_id, version, text, request, base, message, author_id, author_name, restores)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"#,
+        owner.id,
+        version,
+        text,
+        request,
+        base,
+        message.trim(),
+        actor.user.id,
+        actor.user.username,
+        restores,
+    )
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut *tx,
+        By::Actor(actor),
+        Record {
+            action: if version == 1 {
+                "modelfile.create"
+            } else {
+                "modelfile.version"
+            },
+            target_kind: "modelfile",
+            target_id: &owner.id.to_string(),
+            team_id: owner.team_id,
+            before: None,
+            after: Some(json!({
+                "name": owner.name, "version": version, "message": message.trim(),
+                "base": base, "restores": restores,
+            })),
+        },
+    )
+    .await?;
+    Ok(version)
+}
+
+/// The model a request builds `from`, normalised (a blob digest as is).
+pub(crate) fn base_of(request: &Value) -> Option<String> {
+    let from = request.get("from")?.as_str()?.trim();
+    if from.is_empty() {
+        None
+    } else if from.starts_with("sha256") || from.contains('@') {
+        Some(from.to_owned())
+    } else {
+        Some(normalize_model(from))
+    }
+}
+
+/// Ok when `base` is a model the Modelfile's team may build on: on its
+/// allow-list (or any, without one), or one of its own Modelfiles' models;
+/// never another team's.
+async fn may_build_on(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    owner: &Owner,
+    base: &str,
+) -> Result<()> {
+    if base == owner.name {
+        return Err(Error::Validation {
+            field: "text".into(),
+            message: format!("{} cannot be built FROM itself", owner.name),
+        });
+    }
+    let r = sqlx::query!(
+        r#"SELECT (SELECT team_id FROM modelfiles WHERE name = $2) AS base_team,
+                  EXISTS (SELECT 1 FROM modelfiles WHERE name = $2) AS "is_modelfile!",
+                  (SELECT allowed_models FROM teams WHERE id = $1) AS allowed"#,
+        owner.team_id,
+        base
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if r.is_modelfile {
+        if r.base_team.is_some() && r.base_team != owner.team_id {
+            return Err(Error::Validation {
+                field: "text".into(),
+                message: format!("FROM {base}: that model belongs to another team"),
+            });
+        }
+        return Ok(());
+    }
+    let (Some(slug), false) = (&owner.team, actor.is_admin()) else {
+        return Ok(());
+    };
+    match r.allowed {
+        Some(list) if !list.iter().any(|m| m == base) => Err(Error::Validation {
+            field: "text".into(),
+            message: format!(
+                "FROM {base}: not on team {slug}'s model allow-list ({}); ask an admin to add it",
+                list.join(", ")
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
