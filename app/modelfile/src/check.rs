@@ -49,6 +49,7 @@ impl<'a> Checker<'a> {
                 | Keyword::Renderer
                 | Keyword::Parser => self.silent_comment(inst),
             }
+            self.quote_runs_on(inst);
             let repeatable = match inst.keyword {
                 Keyword::License | Keyword::Message | Keyword::Draft => true,
                 Keyword::From => !matches!(classify(&inst.value), Source::Model),
@@ -307,6 +308,37 @@ impl<'a> Checker<'a> {
                 .ollama("requires must be a valid semver (e.g. 0.14.0)")
                 .with_fix(comment.map(|(_, f)| f)),
         );
+    }
+
+    /// A quoted value whose first line has the quote and more text after
+    /// it: the author likely meant the quote to end there, but Ollama ends a
+    /// quoted value only where a line ends with the quote.
+    fn quote_runs_on(&mut self, inst: &Instruction) {
+        let quote = match inst.quote {
+            Quote::None => return,
+            Quote::Single => "\"",
+            Quote::Triple => "\"\"\"",
+        };
+        let Some((first_line, _)) = inst.value.split_once(['\r', '\n']) else {
+            return;
+        };
+        let Some(at) = first_line.find(quote) else {
+            return;
+        };
+        if first_line
+            .get(at + quote.len()..)
+            .is_none_or(|rest| rest.trim().is_empty())
+        {
+            return;
+        }
+        self.out.push(Diagnostic::warning(
+            "quote-runs-on",
+            inst.value_span,
+            format!(
+                "the {quote} in the middle of line {} does not end the value: Ollama ends a quoted value only at a line that ends with {quote}, so it runs on to line {}",
+                inst.value_span.start.line, inst.value_span.end.line
+            ),
+        ));
     }
 
     /// A trailing `# …` in an unquoted value Ollama accepts: kept silently.

@@ -15,6 +15,17 @@
 //! assert_eq!(request.from, "codellama:13b");
 //! ```
 
+// Nothing on the input may panic: no indexing, unwrap or panic outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
 mod check;
 mod create;
 mod diagnostics;

@@ -325,9 +325,9 @@ fn parse_hex_float(s: &str) -> Option<f32> {
     }
     for c in frac.chars() {
         value = value * 16.0 + f64::from(c.to_digit(16)?);
-        scale -= 4;
+        scale = scale.saturating_sub(4);
     }
-    let e = (exp + scale).clamp(-2000, 2000) as i32;
+    let e = exp.saturating_add(scale).clamp(-2000, 2000) as i32;
     let v = (value * 2f64.powi(e.clamp(-1000, 1000)) * 2f64.powi(e - e.clamp(-1000, 1000))) as f32;
     if v.is_infinite() {
         return None;

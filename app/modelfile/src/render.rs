@@ -284,8 +284,9 @@ pub(crate) fn quote(value: &str) -> String {
     {
         return v;
     }
-    if !v.starts_with("\"\"") && !closes_early(&v, "\"") {
-        return format!("\"{v}\"");
+    let single = format!("\"{v}\"");
+    if !single.starts_with("\"\"\"") && !closes_early(&v, "\"") {
+        return single;
     }
     if !closes_early(&v, "\"\"\"") {
         return format!("\"\"\"{v}\"\"\"");
@@ -324,6 +325,7 @@ mod tests {
         assert_eq!(quote("say \"hi\"\nnow"), "\"\"\"say \"hi\"\nnow\"\"\"");
         assert_eq!(quote("\"quoted\""), "\"\"quoted\"\"");
         assert_eq!(quote(""), "\"\"");
+        assert_eq!(quote("\""), "\"\"\"\"\"\"\"");
     }
 
     #[test]
