@@ -50,11 +50,11 @@ impl Runner {
     }
 }
 
-/// The base model to have on the pod first: a model name, not a blob.
+/// The base model to have on the pod first (a `FROM` naming a blob sends
+/// `files`, not `from`: nothing to pull).
 fn pullable(spec: &Value) -> Option<String> {
     let from = spec.get("from")?.as_str()?.trim();
-    (!from.is_empty() && !from.starts_with("sha256") && !from.contains('@'))
-        .then(|| normalize_model(from))
+    (!from.is_empty()).then(|| normalize_model(from))
 }
 
 #[cfg(test)]
@@ -67,7 +67,10 @@ mod tests {
             pullable(&serde_json::json!({"from": "llama3.2"})).as_deref(),
             Some("llama3.2:latest")
         );
-        assert_eq!(pullable(&serde_json::json!({"from": "sha256:abcd"})), None);
+        assert_eq!(
+            pullable(&serde_json::json!({"files": {"sha256-ab": "sha256:ab"}})),
+            None
+        );
         assert_eq!(pullable(&serde_json::json!({})), None);
     }
 }

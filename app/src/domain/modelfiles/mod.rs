@@ -443,15 +443,22 @@ async fn save(
     Ok(version)
 }
 
-/// The model a request builds `from`, normalised (a blob digest as is).
+/// What a request builds on: the `from` model, normalised, or (a `FROM`
+/// naming a blob already on the server) that blob's digest.
 pub(crate) fn base_of(request: &Value) -> Option<String> {
-    let from = request.get("from")?.as_str()?.trim();
-    if from.is_empty() {
-        None
-    } else if from.starts_with("sha256") || from.contains('@') {
-        Some(from.to_owned())
-    } else {
-        Some(normalize_model(from))
+    match request
+        .get("from")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+    {
+        Some(from) => Some(normalize_model(from)),
+        None => request
+            .get("files")?
+            .as_object()?
+            .values()
+            .find_map(Value::as_str)
+            .map(str::to_owned),
     }
 }
 
@@ -464,6 +471,10 @@ async fn may_build_on(
     owner: &Owner,
     base: &str,
 ) -> Result<()> {
+    if base.starts_with("sha256:") {
+        // A blob already on the Ollama servers: no model name to allow.
+        return Ok(());
+    }
     if base == owner.name {
         return Err(Error::Validation {
             field: "text".into(),
@@ -500,5 +511,23 @@ async fn may_build_on(
             ),
         }),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_base_is_the_from_model_or_the_blob() {
+        assert_eq!(
+            base_of(&json!({"from": "llama3.2"})).as_deref(),
+            Some("llama3.2:latest")
+        );
+        assert_eq!(
+            base_of(&json!({"files": {"sha256-ab": "sha256:ab"}})).as_deref(),
+            Some("sha256:ab")
+        );
+        assert_eq!(base_of(&json!({"from": " "})), None);
     }
 }
