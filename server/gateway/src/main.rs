@@ -11,7 +11,7 @@ use startup::Settings;
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
-    let settings = match Settings::load() {
+    let settings = match Settings::load_for(startup::Binary::Gateway, std::env::vars()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("corral-gateway: {e}");

@@ -5,7 +5,7 @@
 pub mod database;
 pub mod settings;
 
-pub use settings::Settings;
+pub use settings::{Binary, Settings};
 
 use settings::{LogFormat, LogSettings};
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};

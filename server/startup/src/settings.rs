@@ -173,6 +173,15 @@ fn defaults() -> serde_json::Value {
     })
 }
 
+/// Which binary reads the settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binary {
+    /// `corral`: the portal, REST API, workers (and, locally, the gateway).
+    Portal,
+    /// `corral-gateway` alone.
+    Gateway,
+}
+
 impl Settings {
     /// Reads settings from the process environment (and the file it names).
     pub fn load() -> Result<Self, SettingsError> {
@@ -181,6 +190,17 @@ impl Settings {
 
     /// Reads settings from the given environment, for tests.
     pub fn load_from(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
+        Self::load_for(Binary::Portal, vars)
+    }
+
+    /// Reads settings for one of the binaries: `corral-gateway` serves no
+    /// people, so production does not ask it for the sign-in's settings
+    /// (`oidc.issuer`, `session.secret`), and a gateway pod need not hold
+    /// those secrets.
+    pub fn load_for(
+        binary: Binary,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, SettingsError> {
         let vars: Vec<(String, String)> = vars.into_iter().collect();
@@ -219,12 +239,12 @@ impl Settings {
         let settings: Settings = figment
             .extract_lossy()
             .map_err(|e| SettingsError(describe(&e, &vars)))?;
-        settings.validate()?;
+        settings.validate(binary)?;
         Ok(settings)
     }
 
     /// Rules between settings, and what `production` refuses.
-    fn validate(&self) -> Result<(), SettingsError> {
+    fn validate(&self, binary: Binary) -> Result<(), SettingsError> {
         let fail = |m: String| Err(SettingsError(m));
         if self.server.port == 0 {
             return fail("server.port (CORRAL_SERVER__PORT): must be between 1 and 65535".into());
@@ -295,13 +315,14 @@ impl Settings {
                 missing.push("sim.enabled (CORRAL_SIM__ENABLED) must be false: the Ollama simulator is for local runs and tests");
             }
             match &self.oidc.issuer {
+                None if binary == Binary::Gateway => {}
                 None => missing.push("oidc.issuer (CORRAL_OIDC__ISSUER) is required"),
                 Some(u) if u.scheme() != "https" => {
                     missing.push("oidc.issuer (CORRAL_OIDC__ISSUER) must be an https:// URL")
                 }
                 Some(_) => {}
             }
-            if self.session.secret.is_none() {
+            if self.session.secret.is_none() && binary == Binary::Portal {
                 missing.push("session.secret (CORRAL_SESSION__SECRET or CORRAL_SESSION__SECRET_FILE) is required");
             }
             if self.database.url.is_none() {

@@ -157,7 +157,14 @@ fn load_all(objs: &[Value]) -> Result<Vec<Loaded>, Vec<String>> {
             };
             match container_env(pod, c, &secrets, &where_) {
                 Err(mut e) => problems.append(&mut e),
-                Ok(vars) => match Settings::load_from(vars) {
+                Ok(vars) => match Settings::load_for(
+                    if role == Role::Gateway {
+                        startup::Binary::Gateway
+                    } else {
+                        startup::Binary::Portal
+                    },
+                    vars,
+                ) {
                     Ok(settings) => loaded.push(Loaded {
                         role,
                         settings,

@@ -80,6 +80,30 @@ fn production_requires_a_key_pepper_and_refuses_the_simulator() {
 }
 
 #[test]
+fn the_gateway_in_production_needs_no_sign_in_settings() {
+    let vars = [
+        ("CORRAL_PROFILE", "production"),
+        ("CORRAL_DATABASE__URL", "postgres://db/corral"),
+        (
+            "CORRAL_KEYS__PEPPER",
+            "a-pepper-of-at-least-thirty-two-bytes!",
+        ),
+    ];
+    let owned = || vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    assert!(Settings::load_for(Binary::Gateway, owned()).is_ok());
+    let e = Settings::load_for(Binary::Portal, owned()).unwrap_err().0;
+    assert!(
+        e.contains("oidc.issuer") && e.contains("session.secret"),
+        "{e}"
+    );
+    // What it does need is still asked for.
+    let e = Settings::load_for(Binary::Gateway, owned().take(2))
+        .unwrap_err()
+        .0;
+    assert!(e.contains("keys.pepper"), "{e}");
+}
+
+#[test]
 fn gateway_upstreams_are_a_comma_separated_list_of_urls() {
     let s = load(&[(
         "CORRAL_GATEWAY__UPSTREAMS",
