@@ -138,5 +138,9 @@ test("the seed's code-review Modelfile: refused where Ollama refuses it, fixed i
   await expect(olu.getByTestId("drift-state")).toHaveAttribute("data-drifted", "true");
   await expect(olu.getByTestId("drift")).toContainText("temperature");
   await expect(olu.getByTestId("redeploy")).toBeVisible();
+
+  // The cluster page flags it too.
+  await olu.goto("/cluster");
+  await expect(olu.getByTestId("cluster-modelfile").filter({ hasText: `team-a/${name}:latest` })).toContainText("drift on");
   errors();
 });

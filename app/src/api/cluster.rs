@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{AppError, ClusterReport, Operation, OperationDetail};
+use crate::model::{AppError, ClusterReport, DriftReport, Operation, OperationDetail};
 
 /// What the cluster page shows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -15,7 +15,25 @@ pub struct ClusterView {
     pub owned_teams: Vec<String>,
     /// The latest operations the viewer may see.
     pub recent: Vec<Operation>,
+    /// The deployed Modelfiles the viewer may see, each pod checked for
+    /// drift.
+    pub modelfiles: Vec<DeployedModelfile>,
 }
+
+/// A Modelfile deployed to a workload, and whether its pods still run it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeployedModelfile {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub drift: Option<DriftReport>,
+    /// Why the pods could not be checked.
+    pub error: Option<String>,
+}
+
+/// At most this many deployed Modelfiles are checked for drift on the
+/// cluster page (each asks every pod); the Modelfiles' own pages check any.
+#[cfg(feature = "ssr")]
+const DRIFT_CHECKS: usize = 20;
 
 #[cfg(feature = "ssr")]
 fn db_err(e: sqlx::Error) -> AppError {
@@ -48,11 +66,40 @@ pub async fn get_cluster_view() -> Result<ClusterView, AppError> {
         .map(|(s, _)| s.clone())
         .collect();
     owned_teams.sort();
+    let mut modelfiles = Vec::new();
+    for m in crate::domain::modelfiles::list(&mut conn, &actor, None)
+        .await?
+        .into_iter()
+        .filter(|m| !m.deployments.is_empty())
+        .take(DRIFT_CHECKS)
+    {
+        for d in &m.deployments {
+            let drift = crate::domain::modelfiles::deploy::drift(
+                &mut conn,
+                &actor,
+                state.cluster.as_ref(),
+                m.id,
+                Some(&d.workload),
+            )
+            .await;
+            let (drift, error) = match drift {
+                Ok(r) => (Some(r), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            modelfiles.push(DeployedModelfile {
+                id: m.id,
+                name: m.name.clone(),
+                drift,
+                error,
+            });
+        }
+    }
     Ok(ClusterView {
         report,
         admin: actor.is_admin(),
         owned_teams,
         recent,
+        modelfiles,
     })
 }
 

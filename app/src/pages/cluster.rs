@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::{ClusterView, StartOperation, get_cluster_view};
+use crate::api::{ClusterView, DeployedModelfile, StartOperation, get_cluster_view};
 use crate::components::error::ErrorPanel;
 use crate::components::form::Outcome;
 use crate::components::progress::{OperationStateBadge, bytes};
@@ -44,6 +44,7 @@ pub fn ClusterPage() -> impl IntoView {
                                 <div class="space-y-6">
                                     {can_pull.then(|| view! { <PullForm start admin=v.admin teams=v.owned_teams.clone()/> })}
                                     {scalable.map(|(min, max, hpa)| view! { <ScaleForm scale min max hpa/> })}
+                                    <Modelfiles items=v.modelfiles.clone()/>
                                     <Recent ops=v.recent/>
                                 </div>
                             </div>
@@ -93,6 +94,36 @@ fn Workload(w: WorkloadReport) -> impl IntoView {
             </div>
         </section>
     }
+}
+
+/// The deployed Modelfiles, and whether every pod still runs its deployed
+/// version.
+#[component]
+fn Modelfiles(items: Vec<DeployedModelfile>) -> impl IntoView {
+    (!items.is_empty()).then(|| view! {
+        <section class="rounded-xl bg-white p-6 shadow-sm ring-1 ring-slate-200" data-testid="cluster-modelfiles">
+            <h2 class="font-semibold">"Modelfiles"</h2>
+            <ul class="mt-2 space-y-1 text-sm">
+                {items.into_iter().map(|m| {
+                    let (text, tone) = match (&m.drift, &m.error) {
+                        (Some(d), _) if d.drifted() => {
+                            let off: Vec<String> = d.pods.iter().filter(|p| p.state != crate::model::DriftState::InSync).map(|p| p.pod.clone()).collect();
+                            (format!("v{} on {}: drift on {}", d.version.unwrap_or_default(), d.workload, off.join(", ")), "text-rose-700")
+                        }
+                        (Some(d), _) => (format!("v{} on {}: in sync", d.version.unwrap_or_default(), d.workload), "text-emerald-700"),
+                        (None, Some(e)) => (format!("not checked: {e}"), "text-slate-500"),
+                        (None, None) => (String::new(), ""),
+                    };
+                    view! {
+                        <li data-testid="cluster-modelfile">
+                            <a href=format!("/modelfiles/{}", m.id) class="font-mono text-indigo-600 hover:text-indigo-500">{m.name.clone()}</a>
+                            " " <span class=tone>{text}</span>
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+        </section>
+    })
 }
 
 /// The capacity advice: the figures, the arithmetic behind them, and what
