@@ -137,7 +137,7 @@ pub async fn metrics_handler(
 async fn team_gauges(db: &sqlx::PgPool) -> String {
     let rows = sqlx::query!(
         r#"SELECT t.slug, t.monthly_token_quota,
-                  COALESCE((SELECT SUM(prompt_tokens + completion_tokens) FROM usage_daily d
+                  COALESCE((SELECT SUM(prompt_tokens + completion_tokens) FROM usage_team_daily d
                              WHERE d.team_id = t.id
                                AND d.day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date),
                            0)::bigint AS "tokens!"

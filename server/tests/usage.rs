@@ -75,6 +75,24 @@ async fn both_ways(
     .fetch_all(db)
     .await
     .unwrap();
+    // The per-team rollup holds the same totals without the key.
+    let per_team: Vec<(String, String, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT day::text, model, requests, errors, prompt_tokens, completion_tokens
+           FROM usage_team_daily ORDER BY 1, 2",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap();
+    let per_team_from_events: Vec<(String, String, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT ((at AT TIME ZONE 'UTC')::date)::text, model,
+                count(*), count(*) FILTER (WHERE status >= 400),
+                SUM(prompt_tokens)::bigint, SUM(completion_tokens)::bigint
+           FROM usage_events GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap();
+    assert_eq!(per_team, per_team_from_events);
     (from_events, from_rollup)
 }
 

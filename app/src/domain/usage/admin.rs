@@ -36,7 +36,7 @@ pub async fn admin_dashboard(
                   COALESCE(u.requests, 0)::bigint AS "requests!",
                   COALESCE(u.errors, 0)::bigint AS "errors!",
                   COALESCE(u.tokens, 0)::bigint AS "tokens!",
-                  COALESCE((SELECT SUM(prompt_tokens + completion_tokens) FROM usage_daily d
+                  COALESCE((SELECT SUM(prompt_tokens + completion_tokens) FROM usage_team_daily d
                              WHERE d.team_id = t.id
                                AND d.day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date),
                            0)::bigint AS "month!"
@@ -45,7 +45,7 @@ pub async fn admin_dashboard(
                                SUM(tokens) AS tokens
                           FROM (SELECT team_id, requests, errors,
                                        prompt_tokens + completion_tokens AS tokens
-                                  FROM usage_daily WHERE day >= $1 AND day < $2
+                                  FROM usage_team_daily WHERE day >= $1 AND day < $2
                                 UNION ALL
                                 SELECT team_id, 1, (status >= 400)::int,
                                        prompt_tokens + completion_tokens

@@ -123,17 +123,29 @@ pub async fn dashboard(
         }
         m => m,
     };
-    // Authorizes: only a member of the team (or an admin) gets past here.
-    let summary = super::summary(conn, actor, slug, range.from, range.to).await?;
-    let models = summary.by_model.iter().map(|m| m.model.clone()).collect();
+    // Only a member of the team (or an admin) gets past here, before
+    // Prometheus is asked anything.
+    let team_id = crate::domain::teams::visible_id(&mut *conn, actor, slug).await?;
+    actor.authorize(crate::domain::Action::ViewUsage(team_id))?;
     let scope = Scope {
         team: Some(slug),
         model: model.as_deref(),
     };
-    let (metrics, charts) = match metrics {
-        None => (MetricsState::NotConfigured, Vec::new()),
-        Some(source) => charts(source, specs(&scope, window(&range)), &range).await,
+    let asked = specs(&scope, window(&range));
+    // Postgres and Prometheus at once: the page waits for the slower.
+    let drawn = async {
+        match metrics {
+            None => (MetricsState::NotConfigured, Vec::new()),
+            Some(source) => charts(source, asked, &range).await,
+        }
     };
+    let (summary, (metrics, charts)) = futures_util::future::join(
+        super::summary(conn, actor, slug, range.from, range.to),
+        drawn,
+    )
+    .await;
+    let summary = summary?;
+    let models = summary.by_model.iter().map(|m| m.model.clone()).collect();
     Ok(UsageDashboard {
         range,
         summary,

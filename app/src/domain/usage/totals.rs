@@ -115,7 +115,7 @@ pub(super) async fn model_totals(
              FROM (SELECT model, requests, errors, prompt_tokens AS prompt,
                           completion_tokens AS completion, latency_ms_sum AS latency,
                           streamed, ttft_ms_sum AS ttft
-                     FROM usage_daily WHERE team_id = ANY($1) AND day >= $2 AND day < $3
+                     FROM usage_team_daily WHERE team_id = ANY($1) AND day >= $2 AND day < $3
                    UNION ALL
                    SELECT model, 1, (status >= 400)::int, prompt_tokens, completion_tokens,
                           latency_ms, (ttft_ms IS NOT NULL)::int, COALESCE(ttft_ms, 0)
@@ -143,7 +143,7 @@ pub(super) async fn model_totals(
 pub async fn month_tokens(conn: impl PgExecutor<'_>, team_id: Uuid) -> Result<i64> {
     Ok(sqlx::query_scalar!(
         r#"SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0)::bigint AS "n!"
-             FROM usage_daily
+             FROM usage_team_daily
             WHERE team_id = $1 AND day >= date_trunc('month', now() AT TIME ZONE 'UTC')::date"#,
         team_id
     )
