@@ -30,7 +30,7 @@ PARAMETER num_predict 2048
 
 test("errors on lines 2 and 5 are shown at their lines, the save is refused and the draft kept; fixed, it is created", async ({ browser }) => {
   const olu = await signIn(browser, "olu", "/modelfiles");
-  const errors = watchForErrors(olu);
+  const errors = watchForErrors(olu, [/^422 .*\/rpc\/create_modelfile$/]);
   const form = olu.getByTestId("new-modelfile");
   const name = `draft-${Date.now()}`;
   await form.locator('input[name="name"]').fill(name);

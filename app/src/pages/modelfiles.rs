@@ -23,10 +23,10 @@ pub fn ModelfilesPage() -> impl IntoView {
         |_| list_modelfiles(),
     );
     // A created or imported Modelfile opens its page.
+    let navigate = leptos_router::hooks::use_navigate();
     Effect::new(move |_| {
         let done = create.value().get().or_else(|| import.value().get());
         if let Some(Ok(d)) = done {
-            let navigate = leptos_router::hooks::use_navigate();
             navigate(
                 &format!("/modelfiles/{}", d.modelfile.id),
                 Default::default(),
