@@ -1,5 +1,5 @@
-import { test, expect, Page, Browser } from "@playwright/test";
-import { watchForErrors } from "./helpers";
+import { test, expect, Page } from "@playwright/test";
+import { signIn, watchForErrors } from "./helpers";
 
 // Corral runs here with the kubernetes driver against the test apiserver
 // (scripts/test): a Deployment `ollama` of two pods whose kubelet
@@ -15,19 +15,6 @@ test.beforeAll(async () => {
   PODS = await k8s.pods(KC, NS);
   expect(PODS).toHaveLength(2);
 });
-
-async function signIn(browser: Browser, username: string, path: string): Promise<Page> {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  await page.goto(path);
-  await expect(page).toHaveURL(/\/signin\?next=/);
-  await page.getByTestId("idp-sign-in").click();
-  await page.locator("#username").fill(username);
-  await page.locator("#password").fill(`${username}-pw`);
-  await page.locator("#kc-login").click();
-  await expect(page).toHaveURL(new RegExp(`${path.replace(/\//g, "\\/")}$`));
-  return page;
-}
 
 /** The percent a pod's bar shows (aria-valuenow), or -1 before it has one. */
 async function percent(page: Page, pod: string): Promise<number> {

@@ -1,23 +1,10 @@
-import { test, expect, Page, Browser } from "@playwright/test";
-import { watchForErrors } from "./helpers";
+import { test, expect } from "@playwright/test";
+import { signIn, watchForErrors } from "./helpers";
 
 // Corral runs with the kubernetes driver against the test apiserver
 // (scripts/test): the workload `ollama` has two pods, at 127.0.0.2 and
 // 127.0.0.3, where two ollama-sims listen.
 const PODS = ["http://127.0.0.2:11434", "http://127.0.0.3:11434"];
-
-async function signIn(browser: Browser, username: string, path: string): Promise<Page> {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  await page.goto(path);
-  await expect(page).toHaveURL(/\/signin\?next=/);
-  await page.getByTestId("idp-sign-in").click();
-  await page.locator("#username").fill(username);
-  await page.locator("#password").fill(`${username}-pw`);
-  await page.locator("#kc-login").click();
-  await expect(page).toHaveURL(new RegExp(`${path.replace(/\//g, "\\/")}$`));
-  return page;
-}
 
 /** The seed article's code-review Modelfile, as printed. */
 const CODE_REVIEW = `FROM codellama:13b

@@ -52,6 +52,27 @@ pub async fn schedule(conn: &mut PgConnection) -> Result<MaintenanceSchedule> {
     })
 }
 
+/// When an operation asked `in_next_window` may start: the next window's
+/// opening (refused, naming the field, when none is defined); none when not
+/// asked.
+pub async fn not_before(
+    conn: impl PgExecutor<'_>,
+    in_next_window: bool,
+) -> Result<Option<OffsetDateTime>> {
+    if !in_next_window {
+        return Ok(None);
+    }
+    next_window_start(conn)
+        .await?
+        .ok_or_else(|| Error::Validation {
+            field: "in_next_window".into(),
+            message:
+                "no maintenance window is defined; an admin defines them under /admin/maintenance"
+                    .into(),
+        })
+        .map(Some)
+}
+
 /// When the next maintenance window opens (now, if one is open now);
 /// none when no window is defined.
 pub async fn next_window_start(conn: impl PgExecutor<'_>) -> Result<Option<OffsetDateTime>> {

@@ -69,18 +69,7 @@ pub async fn deploy(
             owner.name, workload.name
         )));
     }
-    let not_before = if d.in_next_window {
-        Some(
-            crate::domain::maintenance::next_window_start(&mut *tx)
-                .await?
-                .ok_or_else(|| Error::Validation {
-                    field: "in_next_window".into(),
-                    message: "no maintenance window is defined; an admin defines them under /admin/maintenance".into(),
-                })?,
-        )
-    } else {
-        None
-    };
+    let not_before = crate::domain::maintenance::not_before(&mut *tx, d.in_next_window).await?;
     let state = if not_before.is_some() {
         OperationState::Scheduled
     } else {

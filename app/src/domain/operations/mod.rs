@@ -116,18 +116,7 @@ pub async fn start(
             allowed_for_team(&mut *tx, *team_id, slug, m).await?;
         }
     }
-    let not_before = if scope.in_next_window {
-        Some(
-            super::maintenance::next_window_start(&mut *tx)
-                .await?
-                .ok_or_else(|| Error::Validation {
-                    field: "in_next_window".into(),
-                    message: "no maintenance window is defined; an admin defines them under /admin/maintenance".into(),
-                })?,
-        )
-    } else {
-        None
-    };
+    let not_before = super::maintenance::not_before(&mut *tx, scope.in_next_window).await?;
     if kind == OperationKind::Pull
         && let Some(id) = running_pull(&mut *tx, &workload.name, model.as_deref()).await?
     {
