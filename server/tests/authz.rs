@@ -528,7 +528,15 @@ async fn admin_pages_are_not_shown_to_non_admins(db: PgPool) {
 #[sqlx::test(migrator = "app::MIGRATOR")]
 async fn protected_pages_redirect_to_sign_in_when_signed_out(db: PgPool) {
     let app = TestApp::new(db);
-    for page in ["/teams", "/teams/team-a", "/admin/teams"] {
+    for page in [
+        "/teams",
+        "/teams/team-a",
+        "/admin/teams",
+        "/cluster",
+        "/operations",
+        "/modelfiles",
+        "/modelfiles/00000000-0000-0000-0000-000000000000",
+    ] {
         let (res, _) = app.get(page).await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER, "{page}");
         let to = res.headers()["location"].to_str().unwrap();

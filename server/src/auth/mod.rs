@@ -185,7 +185,7 @@ fn same_origin(headers: &HeaderMap, public_url: &str) -> Result<(), &'static str
 /// redirected to the sign-in page and back afterwards.
 pub async fn require_sign_in(req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    let protected = ["/teams", "/admin", "/cluster", "/operations"]
+    let protected = ["/teams", "/admin", "/cluster", "/operations", "/modelfiles"]
         .iter()
         .any(|p| {
             path == *p
