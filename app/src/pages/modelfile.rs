@@ -14,7 +14,9 @@ use crate::api::{
 use crate::components::error::ErrorPanel;
 use crate::components::form::{Outcome, fmt_time};
 use crate::components::modelfile_editor::ModelfileEditor;
-use crate::model::{Change, DiffLine, DriftReport, DriftState, ModelfileVersion, Operation};
+use crate::model::{
+    AppError, Change, DiffLine, DriftReport, DriftState, ModelfileVersion, Operation,
+};
 
 #[component]
 pub fn ModelfilePage() -> impl IntoView {
@@ -22,10 +24,17 @@ pub fn ModelfilePage() -> impl IntoView {
     let id = move || params.with(|p| p.get("id").unwrap_or_default());
     let save = ServerAction::<SaveModelfile>::new();
     let rollback = ServerAction::<RollbackModelfile>::new();
-    let data = Resource::new(
-        move || (id(), save.version().get(), rollback.version().get()),
-        |(id, _, _)| get_modelfile(id),
-    );
+    // Reloaded after a version is saved (or restored), never after a
+    // refusal: the editor keeps the draft then.
+    let saved = Memo::new(move |prev: Option<&(Option<i32>, Option<i32>)>| {
+        let last = |v: Option<Result<ModelfileVersion, AppError>>, was: Option<i32>| match v {
+            Some(Ok(v)) => Some(v.version),
+            _ => was,
+        };
+        let (s, r) = prev.copied().unwrap_or_default();
+        (last(save.value().get(), s), last(rollback.value().get(), r))
+    });
+    let data = Resource::new(move || (id(), saved.get()), |(id, _)| get_modelfile(id));
     view! {
         <Title text="Modelfile"/>
         <ErrorBoundary fallback=|errors| view! { <ErrorPanel errors/> }>

@@ -18,10 +18,9 @@ const STARTER: &str = "FROM llama3.2\n\nSYSTEM \"\"\"You are a helpful assistant
 pub fn ModelfilesPage() -> impl IntoView {
     let create = ServerAction::<CreateModelfile>::new();
     let import = ServerAction::<ImportFromPods>::new();
-    let data = Resource::new(
-        move || (create.version().get(), import.version().get()),
-        |_| list_modelfiles(),
-    );
+    // Loaded once: a created or imported Modelfile opens its own page, and
+    // a refused one must leave the form (and its draft) as it is.
+    let data = Resource::new(|| (), |_| list_modelfiles());
     // A created or imported Modelfile opens its page.
     let navigate = leptos_router::hooks::use_navigate();
     Effect::new(move |_| {
