@@ -484,3 +484,57 @@ async fn a_team_never_reaches_another_teams_modelfiles_or_names(db: PgPool) {
     assert!(!c.allows_model("team-b/secret"));
     assert!(!c.allows_model("team-a/helper"));
 }
+
+#[sqlx::test(migrator = "app::MIGRATOR")]
+async fn a_model_on_the_pods_is_imported_as_a_modelfile_that_gives_back_its_settings(db: PgPool) {
+    let (_sims, urls) = pods(1).await;
+    let app = TestApp::with_pods(db.clone(), &urls);
+    let olu = app.dev_sign_in("olu").await;
+    // A model made on the pods without Corral.
+    for url in &urls {
+        let made = reqwest::Client::new()
+            .post(url.join("/api/create").unwrap())
+            .json(&json!({"model": "helper", "from": "llama3.2", "system": "Be brief.\nAnswer in English.",
+                          "parameters": {"temperature": 0.3, "num_ctx": 16384, "stop": ["<|end|>", "###"]},
+                          "stream": false}))
+            .send()
+            .await
+            .unwrap();
+        assert!(made.status().is_success());
+    }
+    let (res, body) = app
+        .json_as(
+            "POST",
+            "/api/v1/modelfiles/import",
+            &olu,
+            json!({"model": "helper", "team": "team-a"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED, "{body}");
+    let d = parse(&body);
+    assert_eq!(d["modelfile"]["name"], "team-a/helper:latest", "{body}");
+    let request = &d["current"]["request"];
+    assert_eq!(request["system"], "Be brief.\nAnswer in English.", "{body}");
+    assert_eq!(request["parameters"]["num_ctx"], 16384, "{body}");
+    assert_eq!(
+        request["parameters"]["temperature"].as_f64(),
+        Some(0.3),
+        "{body}"
+    );
+    assert_eq!(
+        request["parameters"]["stop"],
+        json!(["<|end|>", "###"]),
+        "{body}"
+    );
+    // A model that is on no pod: 422 naming the model.
+    let (res, body) = app
+        .json_as(
+            "POST",
+            "/api/v1/modelfiles/import",
+            &olu,
+            json!({"model": "nowhere", "team": "team-a"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(parse(&body)["field"], "model");
+}
