@@ -34,6 +34,9 @@ impl OperationEvents {
             loop {
                 tokio::select! {
                     _ = &mut gone => return,
+                    // A pool that is closing (a test ending, a server
+                    // stopping) waits for this connection: give it back.
+                    () = closed(&db) => return,
                     r = listen(&db, &sender) => if let Err(e) = r {
                         tracing::debug!(error = %e, "operation events: listening stopped; retrying");
                     },
@@ -52,6 +55,13 @@ impl OperationEvents {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Uuid> {
         self.tx.subscribe()
+    }
+}
+
+/// Resolves once `db` is being closed.
+async fn closed(db: &PgPool) {
+    while !db.is_closed() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
