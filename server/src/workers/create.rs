@@ -2,7 +2,7 @@
 //! lacks it (with its progress), then Ollama's `/api/create` with the
 //! version's structured request.
 
-use app::domain::modelfiles::deploy;
+use app::domain::modelfiles::{base_of, deploy};
 use app::model::Operation;
 use app::model::key_rules::normalize_model;
 use serde_json::Value;
@@ -50,11 +50,10 @@ impl Runner {
     }
 }
 
-/// The base model to have on the pod first (a `FROM` naming a blob sends
-/// `files`, not `from`: nothing to pull).
+/// The base model to have on the pod first: the version's base unless it
+/// is a blob already on the servers (nothing to pull).
 fn pullable(spec: &Value) -> Option<String> {
-    let from = spec.get("from")?.as_str()?.trim();
-    (!from.is_empty()).then(|| normalize_model(from))
+    base_of(spec).filter(|b| !b.starts_with("sha256:"))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 pub mod deploy;
 mod save;
 
-pub use save::{add_version, create, rollback};
+pub use save::{add_version, base_of, create, rollback};
 pub(crate) use save::{editable_team, may_build_on};
 
 use sqlx::{PgConnection, PgExecutor};

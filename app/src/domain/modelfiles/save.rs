@@ -230,7 +230,7 @@ async fn save(
 
 /// What a request builds on: the `from` model, normalised, or (a `FROM`
 /// naming a blob already on the server) that blob's digest.
-pub(crate) fn base_of(request: &Value) -> Option<String> {
+pub fn base_of(request: &Value) -> Option<String> {
     match request
         .get("from")
         .and_then(Value::as_str)
