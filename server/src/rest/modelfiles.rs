@@ -116,7 +116,7 @@ pub async fn validate_modelfile(
         }
         None => modelfiles::VALIDATE_NAME.to_owned(),
     };
-    Ok(Json(modelfiles::validate(&v.text, &name)))
+    Ok(Json(app::model::modelfiles::check(&v.text, &name)))
 }
 
 /// Makes a Modelfile (version 1) from a model already on the workload's

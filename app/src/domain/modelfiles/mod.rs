@@ -15,17 +15,11 @@ use super::authz::{Action, Actor};
 use super::error::{Error, Result};
 use crate::model::text::storable;
 use crate::model::{
-    Modelfile, ModelfileDeployment, ModelfileDetail, ModelfileVersion, Validation, VersionSummary,
+    Modelfile, ModelfileDeployment, ModelfileDetail, ModelfileVersion, VersionSummary,
 };
 
 /// The name a validation without one puts in its request.
 pub const VALIDATE_NAME: &str = "corral-validate";
-
-/// What Ollama would make of `text` as the model `name` (see
-/// [`crate::model::modelfiles::check`]). Saves nothing.
-pub fn validate(text: &str, name: &str) -> Validation {
-    crate::model::modelfiles::check(text, name)
-}
 
 /// Who owns a Modelfile, as access checks need it.
 #[derive(Clone, Debug)]

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use super::{Access, Owner, authorize, detail, fetch_version, owner, validate};
+use super::{Access, Owner, authorize, detail, fetch_version, owner};
 use crate::domain::audit::{self, By, Record};
 use crate::domain::authz::Actor;
 use crate::domain::error::{Error, Result};
@@ -161,7 +161,7 @@ async fn save(
     storable("text", text)?;
     rules::TEXT.check("text", text)?;
     rules::MESSAGE.check("message", message)?;
-    let checked = validate(text, &owner.name);
+    let checked = crate::model::modelfiles::check(text, &owner.name);
     let request = match (&checked.request, checked.ok) {
         (Some(r), true) => r.clone(),
         _ => {
